@@ -1,0 +1,55 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+/// Settings every Swift target shares.
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "meterlake",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "meterlake", targets: ["meterlake"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // MARK: - C boundaries: one system library each, wrapped by exactly one Swift module.
+        .systemLibrary(
+            name: "CCurl", path: "Shared/CCurl", pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"]), .yum(["libcurl-devel"])]),
+
+        // MARK: - Adapters (the only modules that import a C module)
+        .target(
+            name: "HTTPClient", dependencies: ["CCurl"], path: "Shared/HTTPClient",
+            swiftSettings: strict),
+
+        // MARK: - The shared core
+        .target(
+            name: "Core",
+            dependencies: ["HTTPClient", .product(name: "Logging", package: "swift-log")],
+            path: "Shared/Core", swiftSettings: strict),
+
+        // MARK: - Operator tools
+        .executableTarget(
+            name: "meterlake", dependencies: ["Core"], path: "Tools/meterlake",
+            swiftSettings: strict),
+
+        // MARK: - Tests
+        .target(
+            name: "TestSupport", dependencies: ["Core", "HTTPClient"], path: "Tests/TestSupport",
+            swiftSettings: strict),
+        // A minimal function binary that the runtime tests drive through a local Runtime API.
+        .executableTarget(
+            name: "runtime-probe", dependencies: ["Core"], path: "Tests/RuntimeProbe",
+            swiftSettings: strict),
+        .testTarget(
+            name: "CoreTests", dependencies: ["Core", "TestSupport"], path: "Tests/CoreTests",
+            swiftSettings: strict),
+        .testTarget(
+            name: "IntegrationTests", dependencies: ["Core", "HTTPClient", "TestSupport"],
+            path: "Tests/IntegrationTests", swiftSettings: strict),
+    ]
+)
