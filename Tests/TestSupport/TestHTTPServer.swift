@@ -82,8 +82,6 @@ public final class TestHTTPServer: @unchecked Sendable {
         thread.start()
     }
 
-    deinit { stop() }
-
     /// `http://127.0.0.1:PORT`
     public var baseURL: String { "http://127.0.0.1:\(port)" }
 
@@ -91,34 +89,42 @@ public final class TestHTTPServer: @unchecked Sendable {
     public var connectionsAccepted: Int { lock.withLock { accepted } }
 
     /// Stops accepting and closes every open connection (clients see a reset or EOF).
+    ///
+    /// Descriptors are only shut down here, under the lock; each is closed by the one thread that
+    /// owns it (the accept thread for the listener, a connection thread for its socket). Closing
+    /// from here could close a number that another socket in this process (libcurl's, another
+    /// test's server) has just reused.
     public func stop() {
-        let descriptors: Set<Int32>? = lock.withLock {
-            guard !stopped else { return nil }
+        lock.withLock {
+            guard !stopped else { return }
             stopped = true
-            return open
+            shutdown(listener, Int32(SHUT_RDWR))
+            for descriptor in open { shutdown(descriptor, Int32(SHUT_RDWR)) }
         }
-        guard let descriptors else { return }
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
-        for descriptor in descriptors { shutdown(descriptor, Int32(SHUT_RDWR)) }
     }
 
     public var isStopped: Bool { lock.withLock { stopped } }
 
     private func acceptLoop() {
+        defer { _ = lock.withLock { close(listener) } }
         while true {
             let connection = accept(listener, nil, nil)
-            if connection < 0 {
-                if errno == EINTR { continue }
-                return
-            }
+            let failure = errno
             let registered: Bool = lock.withLock {
-                guard !stopped else { return false }
+                guard !stopped else {
+                    if connection >= 0 { close(connection) }
+                    return false
+                }
+                guard connection >= 0 else { return true }
                 open.insert(connection)
                 accepted += 1
                 return true
             }
-            guard registered else { close(connection); return }
+            guard registered else { return }
+            guard connection >= 0 else {
+                if failure == EINTR || failure == ECONNABORTED { continue }
+                return
+            }
             let thread = Thread { [self] in serve(connection) }
             thread.name = "test-http-conn-\(port)"
             thread.start()
@@ -127,8 +133,10 @@ public final class TestHTTPServer: @unchecked Sendable {
 
     private func serve(_ connection: Int32) {
         defer {
-            lock.withLock { _ = open.remove(connection) }
-            close(connection)
+            lock.withLock {
+                open.remove(connection)
+                close(connection)
+            }
         }
         var reader = SocketReader(descriptor: connection)
         while let request = reader.readRequest() {
