@@ -20,16 +20,22 @@ let package = Package(
         .systemLibrary(
             name: "CCurl", path: "Shared/CCurl", pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"]), .yum(["libcurl-devel"])]),
+        .systemLibrary(
+            name: "COpenSSL", path: "Shared/COpenSSL", pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"]), .yum(["openssl-devel"])]),
 
         // MARK: - Adapters (the only modules that import a C module)
         .target(
             name: "HTTPClient", dependencies: ["CCurl"], path: "Shared/HTTPClient",
             swiftSettings: strict),
+        .target(
+            name: "Cryptography", dependencies: ["COpenSSL"], path: "Shared/Cryptography",
+            swiftSettings: strict),
 
         // MARK: - The shared core
         .target(
             name: "Core",
-            dependencies: ["HTTPClient", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["HTTPClient", "Cryptography", .product(name: "Logging", package: "swift-log")],
             path: "Shared/Core", swiftSettings: strict),
 
         // MARK: - Operator tools
@@ -46,8 +52,8 @@ let package = Package(
             name: "runtime-probe", dependencies: ["Core"], path: "Tests/RuntimeProbe",
             swiftSettings: strict),
         .testTarget(
-            name: "CoreTests", dependencies: ["Core", "TestSupport"], path: "Tests/CoreTests",
-            swiftSettings: strict),
+            name: "CoreTests", dependencies: ["Core", "Cryptography", "TestSupport"], path: "Tests/CoreTests",
+            exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests", dependencies: ["Core", "HTTPClient", "TestSupport"],
             path: "Tests/IntegrationTests", swiftSettings: strict),

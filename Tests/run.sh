@@ -4,14 +4,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Only the adapter module of a C library may import it; nothing else touches C pointers.
-boundary_violations=$(grep -rlE '^\s*(@_implementationOnly\s+|internal\s+|public\s+|package\s+)?import\s+CCurl\b' \
-    --include='*.swift' Shared Functions Tools Tests | grep -v '^Shared/HTTPClient/' || true)
-if [ -n "$boundary_violations" ]; then
-    echo "C boundary violated: these files import a C module outside its adapter:" >&2
-    echo "$boundary_violations" >&2
-    exit 1
-fi
+# Each C module may be imported by its one adapter module only; nothing else touches C pointers.
+check_boundary() {  # C module, adapter directory
+    local offenders
+    offenders=$(grep -rlE "^[[:space:]]*([a-z@_]+[[:space:]]+)*import[[:space:]]+$1([[:space:]]|$)" \
+        --include='*.swift' Shared Functions Tools Tests 2>/dev/null | grep -v "^$2/" || true)
+    if [ -n "$offenders" ]; then
+        echo "C boundary violated: $1 may only be imported under $2/, but these files import it:" >&2
+        echo "$offenders" >&2
+        exit 1
+    fi
+}
+check_boundary CCurl Shared/HTTPClient
+check_boundary COpenSSL Shared/Cryptography
 
 echo "==> building (debug, with tests)"
 swift build --build-tests

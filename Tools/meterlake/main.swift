@@ -1,24 +1,141 @@
-// The operator command. Each subcommand arrives with the issue that builds its machinery.
+// meterlake: the operator command. See `meterlake help`.
 import Core
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-let usage = """
+let usageText = """
     usage: meterlake COMMAND [ARGUMENTS]
 
     The operator command of meterlake, the ingestion layer for energy-contract compliance.
 
     commands:
-      help       show this text
+      seal [--raw]                           read a credential on stdin, print its envelope (base64),
+                                             sealed with METERLAKE_ENCRYPTION_KEY; one trailing
+                                             newline is dropped unless --raw
+      open                                   read an envelope on stdin, print the plaintext; tries
+                                             METERLAKE_ENCRYPTION_KEY, then ..._PREVIOUS
+      state issue --org N --vendor V         print a signed OAuth state (METERLAKE_STATE_SECRET)
+      state verify --vendor V STATE          print the state's payload as JSON, or why it is refused
+      help                                   show this text
+
+    vendors: enphase, goodwe, sma, solaredge. Exit status: 0 done, 1 refused, 2 usage error.
     """
 
-let arguments = CommandLine.arguments.dropFirst()
-switch arguments.first {
-case nil, "help", "-h", "--help":
-    print(usage)
-default:
-    LogOutput.standardError.write("meterlake: unknown command '\(arguments.first!)'\n\n\(usage)\n")
-    exit(2)
+/// A failure with its exit status; the message goes to stderr.
+struct Failure: Error {
+    var message: String
+    var status: Int32
+    static func usage(_ message: String) -> Failure { Failure(message: "\(message)\n\n\(usageText)", status: 2) }
+    static func refused(_ message: String) -> Failure { Failure(message: message, status: 1) }
+}
+
+func standardInput() throws(Failure) -> [UInt8] {
+    guard let bytes = FileIO.readAll("-") else { throw .refused("cannot read standard input") }
+    return bytes
+}
+
+/// Parses `--name value` options and positional arguments.
+func options(_ arguments: ArraySlice<String>, allowed: Set<String>) throws(Failure) -> (named: [String: String], positional: [String]) {
+    var named: [String: String] = [:]
+    var positional: [String] = []
+    var rest = arguments
+    while let argument = rest.popFirst() {
+        if argument.hasPrefix("--") {
+            let name = String(argument.dropFirst(2))
+            guard allowed.contains(name) else { throw .usage("unknown option \(argument)") }
+            if name == "raw" { named[name] = "" ; continue }
+            guard let value = rest.popFirst() else { throw .usage("\(argument) needs a value") }
+            named[name] = value
+        } else {
+            positional.append(argument)
+        }
+    }
+    return (named, positional)
+}
+
+func run(_ arguments: ArraySlice<String>, environment: Environment) throws(Failure) -> String {
+    switch arguments.first {
+    case nil, "help", "-h", "--help":
+        return usageText
+    case "seal":
+        let parsed = try options(arguments.dropFirst(), allowed: ["raw"])
+        guard parsed.positional.isEmpty else { throw .usage("seal takes no arguments; the credential comes on stdin") }
+        do {
+            let keys = try EnvelopeKeys(environment: environment)
+            var plaintext = try standardInput()
+            if parsed.named["raw"] == nil {
+                if plaintext.last == UInt8(ascii: "\n") { plaintext.removeLast() }
+                if plaintext.last == UInt8(ascii: "\r") { plaintext.removeLast() }
+            }
+            return try CredentialEnvelope.seal(plaintext, keys: keys)
+        } catch let failure as Failure {
+            throw failure
+        } catch {
+            throw .refused("\(error)")
+        }
+    case "open":
+        guard arguments.count == 1 else { throw .usage("open takes no arguments; the envelope comes on stdin") }
+        do {
+            let keys = try EnvelopeKeys(environment: environment)
+            let text = String(decoding: try standardInput(), as: UTF8.self)
+            let envelope = String(text.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+            let plaintext = try CredentialEnvelope.open(envelope, keys: keys)
+            return String(decoding: plaintext, as: UTF8.self)
+        } catch let failure as Failure {
+            throw failure
+        } catch {
+            throw .refused("\(error)")
+        }
+    case "state":
+        return try state(arguments.dropFirst(), environment: environment)
+    case let command?:
+        throw .usage("unknown command '\(command)'")
+    }
+}
+
+func state(_ arguments: ArraySlice<String>, environment: Environment) throws(Failure) -> String {
+    let now = WallClock.milliseconds() / 1000
+    let signer: OAuthStateSigner
+    do { signer = try OAuthStateSigner(environment: environment) } catch { throw .refused("\(error)") }
+    switch arguments.first {
+    case "issue":
+        let parsed = try options(arguments.dropFirst(), allowed: ["org", "vendor"])
+        guard let org = parsed.named["org"], let organizationID = Int64(org) else { throw .usage("state issue needs --org N (a positive integer)") }
+        guard let vendor = parsed.named["vendor"], parsed.positional.isEmpty else { throw .usage("state issue needs --vendor V") }
+        do { return try signer.issue(organizationID: organizationID, vendor: vendor, now: now) } catch { throw .refused("\(error)") }
+    case "verify":
+        let parsed = try options(arguments.dropFirst(), allowed: ["vendor"])
+        guard let vendor = parsed.named["vendor"], parsed.positional.count == 1 else {
+            throw .usage("state verify needs --vendor V and one STATE")
+        }
+        do {
+            let payload = try signer.verify(parsed.positional[0], vendor: vendor, now: now)
+            var writer = JSONWriter()
+            writer.beginObject()
+            writer.key("organization_id")
+            writer.number(payload.organizationID)
+            writer.key("vendor")
+            writer.string(payload.vendor)
+            writer.key("nonce")
+            writer.string(payload.nonce)
+            writer.key("issued_at")
+            writer.number(payload.issuedAt)
+            writer.endObject()
+            return String(decoding: writer.bytes, as: UTF8.self)
+        } catch {
+            throw .refused("\(error)")
+        }
+    default:
+        throw .usage("state needs 'issue' or 'verify'")
+    }
+}
+
+do {
+    let output = try run(CommandLine.arguments.dropFirst(), environment: Environment())
+    LogOutput.standardOutput.write(output + "\n")
+} catch {
+    LogOutput.standardError.write("meterlake: \(error.message)\n")
+    exit(error.status)
 }

@@ -22,7 +22,7 @@ enum LocalInvocation {
             printError(message + "\n\n" + usage(name))
             return 2
         case .event(let path):
-            guard let bytes = readAll(path) else {
+            guard let bytes = FileIO.readAll(path) else {
                 printError("\(name): cannot read the event from \(path == "-" ? "standard input" : path)")
                 return 2
             }
@@ -81,20 +81,6 @@ enum LocalInvocation {
         exits 0; a handler error prints Lambda's error document and exits 1. Logs go to standard error.
         Under Lambda (AWS_LAMBDA_RUNTIME_API set) it serves the Runtime API instead.
         """
-    }
-
-    private static func readAll(_ path: String) -> [UInt8]? {
-        let descriptor = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
-        defer { if descriptor != 0 { close(descriptor) } }
-        var result: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = read(descriptor, &buffer, buffer.count)
-            if count == 0 { return result }
-            if count < 0 { if errno == EINTR { continue } else { return nil } }
-            result.append(contentsOf: buffer[0..<count])
-        }
     }
 
     private static func emit(_ bytes: [UInt8]) {
