@@ -21,6 +21,8 @@ let package = Package(
             name: "CCurl", path: "Shared/CCurl", pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"]), .yum(["libcurl-devel"])]),
         .systemLibrary(
+            name: "CZlib", path: "Shared/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .yum(["zlib-devel"])]),
+        .systemLibrary(
             name: "COpenSSL", path: "Shared/COpenSSL", pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"]), .yum(["openssl-devel"])]),
 
@@ -29,13 +31,15 @@ let package = Package(
             name: "HTTPClient", dependencies: ["CCurl"], path: "Shared/HTTPClient",
             swiftSettings: strict),
         .target(
+            name: "Compression", dependencies: ["CZlib"], path: "Shared/Compression", swiftSettings: strict),
+        .target(
             name: "Cryptography", dependencies: ["COpenSSL"], path: "Shared/Cryptography",
             swiftSettings: strict),
 
         // MARK: - The shared core
         .target(
             name: "Core",
-            dependencies: ["HTTPClient", "Cryptography", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["HTTPClient", "Cryptography", "Compression", .product(name: "Logging", package: "swift-log")],
             path: "Shared/Core", swiftSettings: strict),
 
         // MARK: - Operator tools

@@ -17,6 +17,7 @@ check_boundary() {  # C module, adapter directory
 }
 check_boundary CCurl Shared/HTTPClient
 check_boundary COpenSSL Shared/Cryptography
+check_boundary CZlib Shared/Compression
 
 echo "==> building (debug, with tests)"
 swift build --build-tests

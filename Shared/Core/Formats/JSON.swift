@@ -1,0 +1,343 @@
+/// A JSON value. Numbers keep their literal text, so values such as 9007199254740993 survive a
+/// round trip into `other_metrics` exactly; ``JSONValue/double`` converts on demand.
+public indirect enum JSONValue: Equatable, Sendable {
+    case null
+    case bool(Bool)
+    case number(String)
+    case string(String)
+    case array([JSONValue])
+    case object([JSONMember])
+
+    /// The number as a `Double` (`nil` for other values).
+    public var double: Double? {
+        if case .number(let literal) = self { return Double(literal) }
+        return nil
+    }
+
+    /// The member `key` of an object (exact match).
+    public subscript(key: String) -> JSONValue? {
+        guard case .object(let members) = self else { return nil }
+        return members.first { $0.key == key }?.value
+    }
+
+    /// Compact JSON text for this value.
+    public var serialized: String {
+        var writer = JSONWriter()
+        writer.value(self)
+        return String(decoding: writer.bytes, as: UTF8.self)
+    }
+}
+
+/// One member of a JSON object, in document order.
+public struct JSONMember: Equatable, Sendable {
+    public var key: String
+    public var value: JSONValue
+    public init(_ key: String, _ value: JSONValue) {
+        self.key = key
+        self.value = value
+    }
+}
+
+extension JSONWriter {
+    /// Writes any ``JSONValue``.
+    public mutating func value(_ value: JSONValue) {
+        switch value {
+        case .null: null()
+        case .bool(let flag): bool(flag)
+        case .number(let literal): raw(literal)
+        case .string(let text): string(text)
+        case .array(let elements):
+            beginArray()
+            for element in elements { self.value(element) }
+            endArray()
+        case .object(let members):
+            beginObject()
+            for member in members {
+                key(member.key)
+                self.value(member.value)
+            }
+            endObject()
+        }
+    }
+}
+
+/// Why JSON text was refused, with the line and column (1-based, in bytes) where it went wrong.
+public struct JSONSyntaxError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var reason: String
+    public var line: Int
+    public var column: Int
+
+    public init(reason: String, line: Int, column: Int) {
+        self.reason = reason
+        self.line = line
+        self.column = column
+    }
+
+    public var description: String { "invalid JSON at line \(line), column \(column): \(reason)" }
+}
+
+/// A strict RFC 8259 parser over UTF-8 bytes.
+///
+/// Beyond the grammar it refuses what would make components disagree: duplicate keys, nesting
+/// deeper than `maximumDepth`, lone surrogate escapes, invalid UTF-8 and NUL characters in strings
+/// (PostgreSQL text cannot hold them). `NaN` and `Infinity` are not JSON and are refused as such.
+public struct JSONParser {
+    let bytes: [UInt8]
+    public private(set) var position: Int
+    let end: Int
+    let maximumDepth: Int
+    /// Line counting for messages: the line of `lineStart` and where it starts.
+    let firstLine: Int
+
+    /// Parses `bytes[range]`; `firstLine` numbers the lines of messages (for NDJSON records).
+    public init(bytes: [UInt8], range: Range<Int>? = nil, maximumDepth: Int = 64, firstLine: Int = 1) {
+        self.bytes = bytes
+        self.position = range?.lowerBound ?? 0
+        self.end = range?.upperBound ?? bytes.count
+        self.maximumDepth = maximumDepth
+        self.firstLine = firstLine
+    }
+
+    /// Parses exactly one value with nothing but white space after it.
+    public static func parse(_ bytes: [UInt8], maximumDepth: Int = 64) throws(JSONSyntaxError) -> JSONValue {
+        var parser = JSONParser(bytes: bytes, maximumDepth: maximumDepth)
+        let value = try parser.parseValue(depth: 0)
+        try parser.expectEnd()
+        return value
+    }
+
+    // MARK: - Cursor
+
+    public var isAtEnd: Bool { position >= end }
+
+    public mutating func skipWhitespace() {
+        while position < end {
+            switch bytes[position] {
+            case 0x20, 0x09, 0x0A, 0x0D: position += 1
+            default: return
+            }
+        }
+    }
+
+    /// The next significant byte without consuming it.
+    public mutating func peek() -> UInt8? {
+        skipWhitespace()
+        return position < end ? bytes[position] : nil
+    }
+
+    public mutating func expect(_ byte: UInt8) throws(JSONSyntaxError) {
+        guard peek() == byte else { throw error("expected '\(Character(Unicode.Scalar(byte)))'") }
+        position += 1
+    }
+
+    public mutating func expectEnd() throws(JSONSyntaxError) {
+        skipWhitespace()
+        guard position >= end else { throw error("unexpected content after the value") }
+    }
+
+    /// An error at the current position.
+    public func error(_ reason: String) -> JSONSyntaxError {
+        var line = firstLine
+        var lineStart = 0
+        var index = 0
+        let stop = min(position, bytes.count)
+        while index < stop {
+            if bytes[index] == 0x0A {
+                line += 1
+                lineStart = index + 1
+            }
+            index += 1
+        }
+        return JSONSyntaxError(reason: reason, line: line, column: position - lineStart + 1)
+    }
+
+    // MARK: - Values
+
+    public mutating func parseValue(depth: Int) throws(JSONSyntaxError) -> JSONValue {
+        guard depth < maximumDepth else { throw error("nesting deeper than \(maximumDepth) levels") }
+        guard let byte = peek() else { throw error("unexpected end of input") }
+        switch byte {
+        case UInt8(ascii: "{"):
+            position += 1
+            var members: [JSONMember] = []
+            var keys = Set<String>()
+            if peek() == UInt8(ascii: "}") {
+                position += 1
+                return .object(members)
+            }
+            while true {
+                guard peek() == UInt8(ascii: "\"") else { throw error("expected a string key") }
+                let keyStart = position
+                let key = try parseString()
+                guard keys.insert(key).inserted else {
+                    position = keyStart
+                    throw error("duplicate key \"\(key)\"")
+                }
+                try expect(UInt8(ascii: ":"))
+                members.append(JSONMember(key, try parseValue(depth: depth + 1)))
+                switch peek() {
+                case UInt8(ascii: ","): position += 1
+                case UInt8(ascii: "}"):
+                    position += 1
+                    return .object(members)
+                default: throw error("expected ',' or '}' in an object")
+                }
+            }
+        case UInt8(ascii: "["):
+            position += 1
+            var elements: [JSONValue] = []
+            if peek() == UInt8(ascii: "]") {
+                position += 1
+                return .array(elements)
+            }
+            while true {
+                elements.append(try parseValue(depth: depth + 1))
+                switch peek() {
+                case UInt8(ascii: ","): position += 1
+                case UInt8(ascii: "]"):
+                    position += 1
+                    return .array(elements)
+                default: throw error("expected ',' or ']' in an array")
+                }
+            }
+        case UInt8(ascii: "\""):
+            return .string(try parseString())
+        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
+        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
+        case UInt8(ascii: "n"): try literal("null"); return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return .number(try parseNumber())
+        default:
+            throw error("unexpected character '\(Character(Unicode.Scalar(byte)))'")
+        }
+    }
+
+    private mutating func literal(_ word: StaticString) throws(JSONSyntaxError) {
+        let count = word.utf8CodeUnitCount
+        guard position + count <= end else { throw error("invalid literal") }
+        for index in 0..<count where bytes[position + index] != word.utf8Start[index] {
+            throw error("invalid literal")
+        }
+        position += count
+    }
+
+    /// A number's literal text, validated against the JSON grammar.
+    private mutating func parseNumber() throws(JSONSyntaxError) -> String {
+        let start = position
+        if bytes[position] == UInt8(ascii: "-") { position += 1 }
+        func digits() -> Int {
+            let first = position
+            while position < end, bytes[position] >= 0x30, bytes[position] <= 0x39 { position += 1 }
+            return position - first
+        }
+        guard position < end else { throw error("invalid number") }
+        if bytes[position] == UInt8(ascii: "0") {
+            position += 1
+        } else if digits() == 0 {
+            throw error("invalid number")
+        }
+        if position < end, bytes[position] == UInt8(ascii: ".") {
+            position += 1
+            guard digits() > 0 else { throw error("invalid number: no digits after '.'") }
+        }
+        if position < end, bytes[position] == UInt8(ascii: "e") || bytes[position] == UInt8(ascii: "E") {
+            position += 1
+            if position < end, bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-") { position += 1 }
+            guard digits() > 0 else { throw error("invalid number: no digits in the exponent") }
+        }
+        if position < end, bytes[position] >= 0x30, bytes[position] <= 0x39 {
+            throw error("invalid number: leading zero")
+        }
+        return String(decoding: bytes[start..<position], as: UTF8.self)
+    }
+
+    /// A string (the opening quote is next), unescaped and validated.
+    public mutating func parseString() throws(JSONSyntaxError) -> String {
+        position += 1
+        let start = position
+        // Fast path: no escapes, ASCII or valid UTF-8 checked by the String initialiser.
+        while position < end {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") {
+                let slice = bytes[start..<position]
+                position += 1
+                guard let text = String(validating: slice, as: UTF8.self) else {
+                    position = start
+                    throw error("invalid UTF-8 in a string")
+                }
+                return text
+            }
+            if byte == UInt8(ascii: "\\") { break }
+            if byte < 0x20 { throw error(byte == 0 ? "NUL character in a string" : "unescaped control character in a string") }
+            position += 1
+        }
+        // Slow path: escapes.
+        var buffer = Array(bytes[start..<position])
+        while position < end {
+            let byte = bytes[position]
+            switch byte {
+            case UInt8(ascii: "\""):
+                position += 1
+                guard let text = String(validating: buffer, as: UTF8.self) else {
+                    throw error("invalid UTF-8 in a string")
+                }
+                return text
+            case UInt8(ascii: "\\"):
+                position += 1
+                guard position < end else { throw error("unterminated escape") }
+                let escape = bytes[position]
+                position += 1
+                switch escape {
+                case UInt8(ascii: "\""): buffer.append(0x22)
+                case UInt8(ascii: "\\"): buffer.append(0x5C)
+                case UInt8(ascii: "/"): buffer.append(0x2F)
+                case UInt8(ascii: "b"): buffer.append(0x08)
+                case UInt8(ascii: "f"): buffer.append(0x0C)
+                case UInt8(ascii: "n"): buffer.append(0x0A)
+                case UInt8(ascii: "r"): buffer.append(0x0D)
+                case UInt8(ascii: "t"): buffer.append(0x09)
+                case UInt8(ascii: "u"):
+                    var scalar = try hex4()
+                    if (0xD800..<0xDC00).contains(scalar) {
+                        guard position + 1 < end, bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u") else {
+                            throw error("lone surrogate \\u\(String(scalar, radix: 16))")
+                        }
+                        position += 2
+                        let low = try hex4()
+                        guard (0xDC00..<0xE000).contains(low) else { throw error("lone surrogate \\u\(String(scalar, radix: 16))") }
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    } else if (0xDC00..<0xE000).contains(scalar) {
+                        throw error("lone surrogate \\u\(String(scalar, radix: 16))")
+                    }
+                    guard scalar != 0 else { throw error("NUL character in a string") }
+                    buffer.append(contentsOf: String(Character(Unicode.Scalar(scalar)!)).utf8)
+                default:
+                    throw error("invalid escape \\\(Character(Unicode.Scalar(escape)))")
+                }
+            default:
+                if byte < 0x20 { throw error(byte == 0 ? "NUL character in a string" : "unescaped control character in a string") }
+                buffer.append(byte)
+                position += 1
+            }
+        }
+        throw error("unterminated string")
+    }
+
+    private mutating func hex4() throws(JSONSyntaxError) -> UInt32 {
+        guard position + 4 <= end else { throw error("short \\u escape") }
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            let byte = bytes[position]
+            let digit: UInt32
+            switch byte {
+            case 0x30...0x39: digit = UInt32(byte - 0x30)
+            case 0x61...0x66: digit = UInt32(byte - 0x57)
+            case 0x41...0x46: digit = UInt32(byte - 0x37)
+            default: throw error("invalid \\u escape")
+            }
+            value = value << 4 | digit
+            position += 1
+        }
+        return value
+    }
+}

@@ -1,0 +1,343 @@
+/// Yields raw records from a file of one format.
+public protocol RecordSource: AnyObject {
+    func next() throws(FileFormatError) -> RawRecord?
+    /// A UTC offset the file declares for its naive timestamps (an envelope's `utc_offset`).
+    var declaredUTCOffset: Int? { get }
+    /// A site id the file declares for records without one (an envelope's `site_id`).
+    var declaredSiteID: String? { get }
+}
+
+extension RecordSource {
+    public var declaredUTCOffset: Int? { nil }
+    public var declaredSiteID: String? { nil }
+}
+
+/// CSV with a header row. Header names are matched case-insensitively; unknown columns become
+/// `other_metrics` members (numbers as numbers, other text as strings, empty cells left out).
+public final class CSVRecordSource: RecordSource {
+    private var reader: CSVReader
+    private var columns: [Column] = []
+    private var row = 0
+    private var header: [String] = []
+
+    private enum Column {
+        case canonical(CanonicalField)
+        case extra(String)
+    }
+
+    public init(source: any ByteSource, limits: ValidationLimits) throws(FileFormatError) {
+        reader = CSVReader(source: source, limits: limits)
+        guard let first = try reader.next() else { throw .missingHeader }
+        var seen = Set<String>()
+        for (index, raw) in first.fields.enumerated() {
+            let name = raw.trimmingSpaces()
+            guard !name.isEmpty else { throw .emptyHeader(column: index + 1) }
+            guard seen.insert(name.lowercased()).inserted else { throw .duplicateHeader(name: name) }
+            columns.append(CanonicalField(header: name).map(Column.canonical) ?? .extra(name))
+        }
+        header = first.fields
+        let present = Set(columns.compactMap { if case .canonical(let field) = $0 { field } else { nil } })
+        let missing = CanonicalField.required.filter { !present.contains($0) }.map(\.name)
+        guard missing.isEmpty else { throw .missingColumns(missing) }
+    }
+
+    public func next() throws(FileFormatError) -> RawRecord? {
+        while let record = try reader.next() {
+            row += 1
+            var raw = RawRecord(line: record.line, row: row)
+            guard record.fields.count == columns.count else {
+                // The row cannot be matched to the header; the decoder reports it as rejected.
+                raw.malformed = SchemaViolation(
+                    .wrongColumnCount, line: record.line, row: row, column: "*", value: record.fields.joined(separator: ","),
+                    message: "\(record.fields.count) fields, the header has \(columns.count)")
+                return raw
+            }
+            for (column, value) in zip(columns, record.fields) {
+                switch column {
+                case .canonical(let field):
+                    raw[field] = .text(value)
+                case .extra(let name):
+                    guard !value.isEmpty else { continue }
+                    raw.extras.append(JSONMember(name, CSVRecordSource.isJSONNumber(value) ? .number(value) : .string(value)))
+                }
+            }
+            return raw
+        }
+        return nil
+    }
+
+    /// Whether `text` is a JSON number literal (so it can be stored as one unchanged).
+    static func isJSONNumber(_ text: String) -> Bool {
+        var parser = JSONParser(bytes: Array(text.utf8))
+        guard let first = parser.peek(), first == UInt8(ascii: "-") || (first >= 0x30 && first <= 0x39),
+            case .number? = try? parser.parseValue(depth: 0), parser.isAtEnd
+        else { return false }
+        return true
+    }
+}
+
+/// Maps the members of a JSON object to a raw record: canonical names case-insensitively, the
+/// rest (and the members of an `other_metrics` object) to `other_metrics`.
+func rawRecord(from value: JSONValue, line: Int, row: Int) throws(FileFormatError) -> RawRecord {
+    guard case .object(let members) = value else {
+        throw .notAReading(line: line, reason: "a reading must be a JSON object")
+    }
+    var raw = RawRecord(line: line, row: row)
+    var seen = Set<String>()
+    for member in members {
+        guard seen.insert(member.key.lowercased()).inserted else {
+            throw .notAReading(line: line, reason: "key \"\(member.key)\" appears twice (names are case-insensitive)")
+        }
+        if let field = CanonicalField(header: member.key) {
+            raw[field] = .json(member.value)
+        } else {
+            raw.extras.append(member)
+        }
+    }
+    return raw
+}
+
+/// Newline-delimited JSON: one object per line, blank lines skipped. Memory holds one line.
+public final class NDJSONRecordSource: RecordSource {
+    private let source: any ByteSource
+    private let limits: ValidationLimits
+    private var buffer: [UInt8] = []
+    private var position = 0
+    private var ended = false
+    private var line = 0
+    private var row = 0
+
+    public init(source: any ByteSource, limits: ValidationLimits, prefix: [UInt8] = []) {
+        self.source = source
+        self.limits = limits
+        self.buffer = prefix
+        if prefix.starts(with: [0xEF, 0xBB, 0xBF]) { position = 3 }
+    }
+
+    public func next() throws(FileFormatError) -> RawRecord? {
+        while let (start, end) = try nextLine() {
+            var parser = JSONParser(bytes: buffer, range: start..<end, maximumDepth: limits.maximumNestingDepth)
+            guard parser.peek() != nil else { continue }
+            let value: JSONValue
+            do {
+                value = try parser.parseValue(depth: 0)
+                try parser.expectEnd()
+            } catch {
+                throw .invalidJSON(JSONSyntaxError(reason: error.reason, line: line, column: error.column - 0))
+            }
+            row += 1
+            return try rawRecord(from: value, line: line, row: row)
+        }
+        return nil
+    }
+
+    /// The byte range of the next line in `buffer` (without its line break), or `nil` at the end.
+    private func nextLine() throws(FileFormatError) -> (Int, Int)? {
+        while true {
+            if let newline = buffer[position...].firstIndex(of: 0x0A) {
+                let start = position
+                position = newline + 1
+                line += 1
+                let end = newline > start && buffer[newline - 1] == 0x0D ? newline - 1 : newline
+                guard end - start <= limits.maximumRecordBytes else { throw .recordTooLong(line: line, limit: limits.maximumRecordBytes) }
+                return (start, end)
+            }
+            if buffer.count - position > limits.maximumRecordBytes {
+                throw .recordTooLong(line: line + 1, limit: limits.maximumRecordBytes)
+            }
+            if ended {
+                guard position < buffer.count else { return nil }
+                let start = position
+                position = buffer.count
+                line += 1
+                return (start, buffer.count)
+            }
+            let chunk = try source.read()
+            if chunk.isEmpty {
+                ended = true
+            } else {
+                buffer = Array(buffer[position...]) + chunk
+                position = 0
+            }
+        }
+    }
+}
+
+/// A whole JSON document: a bare array of readings, or the fetcher envelope
+/// `{source, organization_id, site_id, fetched_at, data_range, readings}`. The document is held
+/// in memory (capped); readings are built one at a time from it.
+public final class JSONDocumentRecordSource: RecordSource {
+    private var parser: JSONParser
+    private let bytes: [UInt8]
+    private var row = 0
+    private var finished = false
+    private var lineCursor = (position: 0, line: 1)
+    public private(set) var declaredUTCOffset: Int?
+    public private(set) var declaredSiteID: String?
+    /// The envelope's members other than `readings` (empty for a bare array).
+    public private(set) var envelope: [JSONMember] = []
+
+    /// - Parameters:
+    ///   - expectedSource: The lake path's source; an envelope naming another is refused.
+    ///   - expectedOrganization: The lake path's organisation; an envelope naming another is refused.
+    public init(
+        source: any ByteSource, limits: ValidationLimits, prefix: [UInt8] = [], expectedSource: SourceSystem,
+        expectedOrganization: Int64
+    ) throws(FileFormatError) {
+        var document = prefix
+        while true {
+            let chunk = try source.read()
+            if chunk.isEmpty { break }
+            document += chunk
+            if document.count > limits.maximumDocumentBytes { throw .documentTooLarge(limit: limits.maximumDocumentBytes) }
+        }
+        let start = document.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
+        bytes = document
+        parser = JSONParser(bytes: document, range: start..<document.count, maximumDepth: limits.maximumNestingDepth)
+        do {
+            switch parser.peek() {
+            case UInt8(ascii: "[")?:
+                try parser.expect(UInt8(ascii: "["))
+            case UInt8(ascii: "{")?:
+                try openEnvelope(expectedSource: expectedSource, expectedOrganization: expectedOrganization)
+            case nil:
+                throw FileFormatError.notAnEnvelope(reason: "the document is empty")
+            default:
+                throw FileFormatError.notAnEnvelope(reason: "it starts with neither [ nor {")
+            }
+        } catch let error as JSONSyntaxError {
+            throw .invalidJSON(error)
+        } catch let error as FileFormatError {
+            throw error
+        } catch {
+            throw .unreadable(reason: "\(error)")
+        }
+    }
+
+    /// Reads the envelope's members, remembering where `readings` starts, and leaves the parser
+    /// just inside that array.
+    private func openEnvelope(expectedSource: SourceSystem, expectedOrganization: Int64) throws -> Void {
+        try parser.expect(UInt8(ascii: "{"))
+        var readingsStart: Int?
+        var keys = Set<String>()
+        if parser.peek() != UInt8(ascii: "}") {
+            repeat {
+                guard parser.peek() == UInt8(ascii: "\"") else { throw parser.error("expected a string key") }
+                let key = try parser.parseString()
+                guard keys.insert(key).inserted else { throw parser.error("duplicate key \"\(key)\"") }
+                try parser.expect(UInt8(ascii: ":"))
+                if key == "readings" {
+                    guard parser.peek() == UInt8(ascii: "[") else { throw FileFormatError.notAnEnvelope(reason: "readings must be an array") }
+                    readingsStart = parser.position
+                    // Validate and pass over the readings without keeping them.
+                    try parser.expect(UInt8(ascii: "["))
+                    if parser.peek() == UInt8(ascii: "]") {
+                        try parser.expect(UInt8(ascii: "]"))
+                    } else {
+                        repeat { _ = try parser.parseValue(depth: 2) } while try separator(close: UInt8(ascii: "]"))
+                    }
+                } else {
+                    envelope.append(JSONMember(key, try parser.parseValue(depth: 1)))
+                }
+            } while try separator(close: UInt8(ascii: "}"))
+        } else {
+            try parser.expect(UInt8(ascii: "}"))
+        }
+        try parser.expectEnd()
+        guard let readingsStart else { throw FileFormatError.notAnEnvelope(reason: "no \"readings\" array") }
+
+        let metadata = JSONValue.object(envelope)
+        if let source = metadata["source"] {
+            guard case .string(let name) = source, let named = SourceSystem(rawValue: name.lowercased()) else {
+                throw FileFormatError.notAnEnvelope(reason: "source must be one of \(SourceSystem.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard named == expectedSource else {
+                throw FileFormatError.notAnEnvelope(reason: "source \"\(name)\" does not match the file's location (\(expectedSource.rawValue))")
+            }
+        }
+        if let organization = metadata["organization_id"] {
+            let text: String? = switch organization {
+            case .number(let literal), .string(let literal): literal
+            default: nil
+            }
+            guard let text, Int64(text) == expectedOrganization else {
+                throw FileFormatError.notAnEnvelope(reason: "organization_id \(organization.serialized) does not match the file's location (\(expectedOrganization))")
+            }
+        }
+        switch metadata["site_id"] {
+        case .string(let site)?: declaredSiteID = site
+        case .number(let literal)?: declaredSiteID = literal
+        case nil, .null?: break
+        default: throw FileFormatError.notAnEnvelope(reason: "site_id must be a string or number")
+        }
+        if case .string(let offset)? = metadata["utc_offset"] {
+            guard let seconds = ISO8601.offset(Array(offset.utf8)[...]) else {
+                throw FileFormatError.notAnEnvelope(reason: "utc_offset must be Z or ±HH:MM")
+            }
+            declaredUTCOffset = seconds
+        }
+        parser = JSONParser(bytes: bytes, range: readingsStart..<bytes.count, maximumDepth: parser.maximumDepthForReuse)
+        try parser.expect(UInt8(ascii: "["))
+    }
+
+    /// Consumes `,` (returns true) or the closing bracket (returns false).
+    private func separator(close: UInt8) throws(JSONSyntaxError) -> Bool {
+        switch parser.peek() {
+        case UInt8(ascii: ",")?:
+            try parser.expect(UInt8(ascii: ","))
+            return true
+        case close?:
+            try parser.expect(close)
+            return false
+        default:
+            throw parser.error(close == UInt8(ascii: "]") ? "expected ',' or ']' in an array" : "expected ',' or '}' in an object")
+        }
+    }
+
+    public func next() throws(FileFormatError) -> RawRecord? {
+        guard !finished else { return nil }
+        do {
+            if row == 0, parser.peek() == UInt8(ascii: "]") {
+                try parser.expect(UInt8(ascii: "]"))
+                finished = true
+                return nil
+            }
+            if row > 0 {
+                guard try separator(close: UInt8(ascii: "]")) else {
+                    finished = true
+                    return nil
+                }
+            }
+            _ = parser.peek()
+            let line = lineNumber(at: parser.position)
+            let value = try parser.parseValue(depth: 2)
+            row += 1
+            return try rawRecord(from: value, line: line, row: row)
+        } catch let error as JSONSyntaxError {
+            throw .invalidJSON(error)
+        } catch let error as FileFormatError {
+            throw error
+        } catch {
+            throw .unreadable(reason: "\(error)")
+        }
+    }
+
+    /// Line numbers advance incrementally: records come in order.
+    private func lineNumber(at position: Int) -> Int {
+        if position < lineCursor.position { lineCursor = (0, 1) }
+        var line = lineCursor.line
+        for index in lineCursor.position..<position where bytes[index] == 0x0A { line += 1 }
+        lineCursor = (position, line)
+        return line
+    }
+}
+
+extension JSONParser {
+    var maximumDepthForReuse: Int { maximumDepth }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+    }
+}

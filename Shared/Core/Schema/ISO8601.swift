@@ -1,0 +1,93 @@
+/// Parses the timestamp forms of the upload format, on bytes, with no Foundation:
+/// `YYYY-MM-DDTHH:MM[:SS[.fraction]]` followed by `Z`, `±HH:MM`, `±HHMM`, `±HH` or nothing (naive).
+/// A space may stand for `T` (Snowflake's default text form). Calendar values are checked
+/// (2026-02-29 and 24:00 are refused); a fraction must be zero, since interval starts are whole
+/// seconds.
+public enum ISO8601 {
+    public enum Result: Equatable, Sendable {
+        /// Unix seconds, UTC.
+        case zoned(Int64)
+        /// Seconds as if the wall time were UTC; the caller applies the zone.
+        case naive(Int64)
+        case invalid(String)
+    }
+
+    public static func parse(_ bytes: [UInt8]) -> Result {
+        var index = 0
+        func number(_ digits: Int) -> Int? {
+            guard index + digits <= bytes.count else { return nil }
+            var value = 0
+            for offset in 0..<digits {
+                let byte = bytes[index + offset]
+                guard byte >= 0x30, byte <= 0x39 else { return nil }
+                value = value * 10 + Int(byte - 0x30)
+            }
+            index += digits
+            return value
+        }
+        func take(_ byte: UInt8) -> Bool {
+            guard index < bytes.count, bytes[index] == byte else { return false }
+            index += 1
+            return true
+        }
+        let expected = "expected YYYY-MM-DDTHH:MM:SS with Z or an offset"
+        guard let year = number(4), take(0x2D), let month = number(2), take(0x2D), let day = number(2) else {
+            return .invalid(expected)
+        }
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "T") || bytes[index] == UInt8(ascii: "t") || bytes[index] == 0x20 else {
+            return .invalid(index == bytes.count ? "a date without a time" : expected)
+        }
+        index += 1
+        guard let hour = number(2), take(0x3A), let minute = number(2) else { return .invalid(expected) }
+        var second = 0
+        if take(0x3A) {
+            guard let value = number(2) else { return .invalid(expected) }
+            second = value
+            if take(0x2E) || take(0x2C) {
+                let start = index
+                while index < bytes.count, bytes[index] >= 0x30, bytes[index] <= 0x39 {
+                    if bytes[index] != 0x30 { return .invalid("fractional seconds: an interval starts on a whole second") }
+                    index += 1
+                }
+                guard index > start else { return .invalid(expected) }
+            }
+        }
+        guard (1...12).contains(month) else { return .invalid("month \(month) does not exist") }
+        guard (1...daysIn(month: month, year: year)).contains(day) else {
+            return .invalid("day \(day) does not exist in \(year)-\(month < 10 ? "0" : "")\(month)")
+        }
+        guard hour <= 23, minute <= 59, second <= 59 else { return .invalid("time of day out of range") }
+        let wall = Int64(Timestamp.days(year: year, month: month, day: day)) * 86_400
+            + Int64(hour * 3600 + minute * 60 + second)
+        if index == bytes.count { return .naive(wall) }
+        guard let offset = offset(bytes[index...]) else { return .invalid("invalid zone: expected Z or ±HH:MM") }
+        return .zoned(wall - Int64(offset))
+    }
+
+    /// `Z`, `+HH:MM`, `+HHMM` or `+HH` (and `-`), as seconds east of UTC.
+    public static func offset(_ bytes: ArraySlice<UInt8>) -> Int? {
+        guard let sign = bytes.first else { return nil }
+        if bytes.count == 1, sign == UInt8(ascii: "Z") || sign == UInt8(ascii: "z") { return 0 }
+        guard sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") else { return nil }
+        let digits = bytes.dropFirst().filter { $0 != 0x3A }
+        let colons = bytes.count - 1 - digits.count
+        guard digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), (digits.count == 2 && colons == 0) || (digits.count == 4 && colons <= 1) else {
+            return nil
+        }
+        if colons == 1, bytes[bytes.startIndex + 3] != 0x3A { return nil }
+        let values = digits.map { Int($0 - 0x30) }
+        let hours = values[0] * 10 + values[1]
+        let minutes = values.count == 4 ? values[2] * 10 + values[3] : 0
+        guard hours <= 18, minutes <= 59 else { return nil }
+        let seconds = hours * 3600 + minutes * 60
+        return sign == UInt8(ascii: "-") ? -seconds : seconds
+    }
+
+    static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
+    }
+}

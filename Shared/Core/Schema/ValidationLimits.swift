@@ -1,0 +1,39 @@
+/// Every limit the readers and schema checks apply, in one value. The defaults are the product's;
+/// a deployment or a test changes a copy.
+public struct ValidationLimits: Sendable, Equatable {
+    /// Allowed `reading_interval_seconds`.
+    public var allowedIntervals: Set<Int> = [300, 900, 3600]
+    /// Readings before this (Unix seconds) are rejected: 2000-01-01T00:00:00Z.
+    public var earliestTimestamp: Int64 = 946_684_800
+    /// How far ahead of "now" an interval may start.
+    public var futureTolerance: Int64 = 86_400
+    /// The largest plausible power of one device or site, W. Energy above this power for the
+    /// whole interval is implausible.
+    public var maximumPowerW: Double = 1_000_000_000
+    public var irradianceRange: ClosedRange<Double> = 0...2000
+    public var temperatureRange: ClosedRange<Double> = -60...100
+    /// Longest site or device id, in bytes.
+    public var maximumIdentifierBytes = 200
+    /// A UTC offset (seconds) applied to naive timestamps of files that declare none; `nil` rejects them.
+    public var defaultUTCOffset: Int?
+
+    // MARK: Structure
+    public var maximumFieldBytes = 64 * 1024
+    public var maximumRecordBytes = 1024 * 1024
+    public var maximumColumns = 256
+    /// Whole JSON documents (not NDJSON) are read into memory up to this size.
+    public var maximumDocumentBytes = 256 * 1024 * 1024
+    public var maximumNestingDepth = 64
+    /// Decompressed bytes allowed from one gzip file.
+    public var maximumDecompressedBytes: Int64 = 16 * 1024 * 1024 * 1024
+    /// Decompressed/compressed ratio above which a gzip file counts as a bomb (checked past 1 MiB).
+    public var maximumCompressionRatio: Int64 = 1000
+
+    public init() {}
+
+    /// The step that every allowed interval is a multiple of (the duplicate check's slot size).
+    var slotSeconds: Int64 {
+        func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
+        return Int64(max(1, allowedIntervals.reduce(0, gcd)))
+    }
+}
