@@ -47,6 +47,11 @@ let package = Package(
             name: "meterlake", dependencies: ["Core"], path: "Tools/meterlake",
             swiftSettings: strict),
 
+        // MARK: - Benchmarks (release builds; see Benchmarks/run.sh)
+        .executableTarget(
+            name: "reader-benchmark", dependencies: ["Core"], path: "Benchmarks/ReaderBenchmark",
+            swiftSettings: strict),
+
         // MARK: - Tests
         .target(
             name: "TestSupport", dependencies: ["Core", "HTTPClient"], path: "Tests/TestSupport",

@@ -59,7 +59,7 @@ public struct CSVReader {
             }
             recordBytes += field.count + 1
             if recordBytes > limits.maximumRecordBytes { throw .recordTooLong(line: startLine, limit: limits.maximumRecordBytes) }
-            guard let text = String(validating: field, as: UTF8.self) else { throw .invalidUTF8(line: line) }
+            guard let text = Text.string(field) else { throw .invalidUTF8(line: line) }
             fields.append(text)
             if fields.count > limits.maximumColumns {
                 throw .tooManyColumns(line: startLine, count: fields.count, limit: limits.maximumColumns)

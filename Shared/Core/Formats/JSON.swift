@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A JSON value. Numbers keep their literal text, so values such as 9007199254740993 survive a
 /// round trip into `other_metrics` exactly; ``JSONValue/double`` converts on demand.
 public indirect enum JSONValue: Equatable, Sendable {
@@ -58,6 +62,27 @@ extension JSONWriter {
             }
             endObject()
         }
+    }
+}
+
+/// The keys of the last object parsed, by member position (see ``JSONParser/keyCache``).
+/// Owned by one reader.
+public final class JSONKeyCache {
+    private var entries: [(bytes: [UInt8], key: String)] = []
+
+    public init() {}
+
+    func key(at index: Int, matching bytes: ArraySlice<UInt8>) -> String? {
+        guard index < entries.count, entries[index].bytes.count == bytes.count else { return nil }
+        let equal = entries[index].bytes.withUnsafeBytes { cached in
+            bytes.withUnsafeBytes { candidate in memcmp(cached.baseAddress!, candidate.baseAddress!, candidate.count) == 0 }
+        }
+        return equal ? entries[index].key : nil
+    }
+
+    func remember(_ key: String, bytes: [UInt8], at index: Int) {
+        guard index <= entries.count, index < 256 else { return }
+        if index == entries.count { entries.append((bytes, key)) } else { entries[index] = (bytes, key) }
     }
 }
 
@@ -168,8 +193,16 @@ public struct JSONParser {
             while true {
                 guard peek() == UInt8(ascii: "\"") else { throw error("expected a string key") }
                 let keyStart = position
-                let key = try parseString()
-                guard keys.insert(key).inserted else {
+                let key = try parseKey(index: depth == keyCacheDepth ? members.count : -1)
+                // Records are small: a linear scan beats hashing until an object grows large.
+                let duplicate: Bool
+                if members.count < 16 {
+                    duplicate = members.contains { $0.key == key }
+                } else {
+                    if keys.isEmpty { keys = Set(members.map(\.key)) }
+                    duplicate = !keys.insert(key).inserted
+                }
+                guard !duplicate else {
                     position = keyStart
                     throw error("duplicate key \"\(key)\"")
                 }
@@ -251,6 +284,27 @@ public struct JSONParser {
         return String(decoding: bytes[start..<position], as: UTF8.self)
     }
 
+    /// Remembered keys of the previous top-level object, by member position: NDJSON records
+    /// repeat the same keys line after line, so a key whose bytes match is reused, not rebuilt.
+    public var keyCache: JSONKeyCache?
+    /// The depth of the objects whose keys the cache remembers (0 for NDJSON records).
+    public var keyCacheDepth = 0
+
+    /// An object key; top-level keys go through the cache when there is one.
+    private mutating func parseKey(index: Int) throws(JSONSyntaxError) -> String {
+        guard let cache = keyCache, index >= 0 else { return try parseString() }
+        let start = position + 1
+        var end = start
+        while end < self.end, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\") { end += 1 }
+        if end < self.end, bytes[end] == UInt8(ascii: "\""), let cached = cache.key(at: index, matching: bytes[start..<end]) {
+            position = end + 1
+            return cached
+        }
+        let key = try parseString()
+        if end < self.end, bytes[end] == UInt8(ascii: "\"") { cache.remember(key, bytes: Array(bytes[start..<end]), at: index) }
+        return key
+    }
+
     /// A string (the opening quote is next), unescaped and validated.
     public mutating func parseString() throws(JSONSyntaxError) -> String {
         position += 1
@@ -261,7 +315,7 @@ public struct JSONParser {
             if byte == UInt8(ascii: "\"") {
                 let slice = bytes[start..<position]
                 position += 1
-                guard let text = String(validating: slice, as: UTF8.self) else {
+                guard let text = Text.string(slice) else {
                     position = start
                     throw error("invalid UTF-8 in a string")
                 }
@@ -278,7 +332,7 @@ public struct JSONParser {
             switch byte {
             case UInt8(ascii: "\""):
                 position += 1
-                guard let text = String(validating: buffer, as: UTF8.self) else {
+                guard let text = Text.string(buffer) else {
                     throw error("invalid UTF-8 in a string")
                 }
                 return text

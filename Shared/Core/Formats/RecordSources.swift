@@ -68,11 +68,29 @@ public final class CSVRecordSource: RecordSource {
 
     /// Whether `text` is a JSON number literal (so it can be stored as one unchanged).
     static func isJSONNumber(_ text: String) -> Bool {
-        var parser = JSONParser(bytes: Array(text.utf8))
-        guard let first = parser.peek(), first == UInt8(ascii: "-") || (first >= 0x30 && first <= 0x39),
-            case .number? = try? parser.parseValue(depth: 0), parser.isAtEnd
-        else { return false }
-        return true
+        // -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
+        var bytes = text.utf8[...]
+        func digits() -> Int {
+            let count = bytes.prefix { $0 >= 0x30 && $0 <= 0x39 }.count
+            bytes = bytes.dropFirst(count)
+            return count
+        }
+        if bytes.first == UInt8(ascii: "-") { bytes = bytes.dropFirst() }
+        if bytes.first == UInt8(ascii: "0") {
+            bytes = bytes.dropFirst()
+        } else if digits() == 0 {
+            return false
+        }
+        if bytes.first == UInt8(ascii: ".") {
+            bytes = bytes.dropFirst()
+            guard digits() > 0 else { return false }
+        }
+        if bytes.first == UInt8(ascii: "e") || bytes.first == UInt8(ascii: "E") {
+            bytes = bytes.dropFirst()
+            if bytes.first == UInt8(ascii: "+") || bytes.first == UInt8(ascii: "-") { bytes = bytes.dropFirst() }
+            guard digits() > 0 else { return false }
+        }
+        return bytes.isEmpty
     }
 }
 
@@ -83,14 +101,18 @@ func rawRecord(from value: JSONValue, line: Int, row: Int) throws(FileFormatErro
         throw .notAReading(line: line, reason: "a reading must be a JSON object")
     }
     var raw = RawRecord(line: line, row: row)
-    var seen = Set<String>()
-    for member in members {
-        guard seen.insert(member.key.lowercased()).inserted else {
-            throw .notAReading(line: line, reason: "key \"\(member.key)\" appears twice (names are case-insensitive)")
-        }
+    for (index, member) in members.enumerated() {
         if let field = CanonicalField(header: member.key) {
+            guard raw[field] == nil else {
+                throw .notAReading(line: line, reason: "key \"\(member.key)\" appears twice (names are case-insensitive)")
+            }
             raw[field] = .json(member.value)
         } else {
+            // Exact duplicates were refused by the parser; catch ones that differ in case only.
+            let lowered = member.key.lowercased()
+            if members[..<index].contains(where: { $0.key.count == member.key.count && $0.key.lowercased() == lowered }) {
+                throw .notAReading(line: line, reason: "key \"\(member.key)\" appears twice (names are case-insensitive)")
+            }
             raw.extras.append(member)
         }
     }
@@ -106,6 +128,7 @@ public final class NDJSONRecordSource: RecordSource {
     private var ended = false
     private var line = 0
     private var row = 0
+    private let keyCache = JSONKeyCache()
 
     public init(source: any ByteSource, limits: ValidationLimits, prefix: [UInt8] = []) {
         self.source = source
@@ -117,6 +140,7 @@ public final class NDJSONRecordSource: RecordSource {
     public func next() throws(FileFormatError) -> RawRecord? {
         while let (start, end) = try nextLine() {
             var parser = JSONParser(bytes: buffer, range: start..<end, maximumDepth: limits.maximumNestingDepth)
+            parser.keyCache = keyCache
             guard parser.peek() != nil else { continue }
             let value: JSONValue
             do {
@@ -198,6 +222,8 @@ public final class JSONDocumentRecordSource: RecordSource {
             switch parser.peek() {
             case UInt8(ascii: "[")?:
                 try parser.expect(UInt8(ascii: "["))
+                parser.keyCache = JSONKeyCache()
+                parser.keyCacheDepth = 2
             case UInt8(ascii: "{")?:
                 try openEnvelope(expectedSource: expectedSource, expectedOrganization: expectedOrganization)
             case nil:
@@ -278,6 +304,8 @@ public final class JSONDocumentRecordSource: RecordSource {
         }
         parser = JSONParser(bytes: bytes, range: readingsStart..<bytes.count, maximumDepth: parser.maximumDepthForReuse)
         try parser.expect(UInt8(ascii: "["))
+        parser.keyCache = JSONKeyCache()
+        parser.keyCacheDepth = 2
     }
 
     /// Consumes `,` (returns true) or the closing bracket (returns false).

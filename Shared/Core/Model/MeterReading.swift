@@ -107,7 +107,11 @@ public enum CanonicalField: Int, CaseIterable, Sendable {
 
     /// The field a column header names, case-insensitively (Snowflake upper-cases names).
     public init?(header: String) {
-        guard let field = Self.byLowercasedName[header.lowercased()] else { return nil }
-        self = field
+        // Exact lower-case names are the common case; only other spellings pay for lowercasing.
+        if let field = Self.byLowercasedName[header] ?? Self.byLowercasedName[header.lowercased()] {
+            self = field
+        } else {
+            return nil
+        }
     }
 }

@@ -189,7 +189,7 @@ private struct RecordContext {
             return nil
         }
         guard let text = text(field) else { return nil }
-        guard let value = Double(text), text.first != "+", !text.hasPrefix("0x"), !text.hasPrefix("-0x") else {
+        guard let value = Text.double(text) else {
             violation(.invalidNumber, field, "not a number")
             return nil
         }
@@ -215,7 +215,7 @@ private struct RecordContext {
 
     mutating func quality() -> ReadingQuality? {
         guard let text = text(.quality, allowNumber: false) else { return .measured }
-        guard let quality = ReadingQuality(rawValue: text.lowercased()) else {
+        guard let quality = ReadingQuality(rawValue: text) ?? ReadingQuality(rawValue: text.lowercased()) else {
             violation(.invalidQuality, .quality, "expected measured, estimated or missing")
             return nil
         }
@@ -299,7 +299,11 @@ private struct RecordContext {
 /// about 125 KB, not the tens of megabytes a set of keys would.
 public struct DuplicateTracker: Sendable {
     private let slotSeconds: Int64
-    private var pages: [String: [Int64: [UInt64]]] = [:]
+    private struct Device: Hashable {
+        var site: String
+        var device: String
+    }
+    private var pages: [Device: [Int64: [UInt64]]] = [:]
     private static let pageSlots: Int64 = 4096
 
     public init(slotSeconds: Int64) { self.slotSeconds = slotSeconds }
@@ -309,8 +313,7 @@ public struct DuplicateTracker: Sendable {
         let slot = Self.floorDivide(timestamp, slotSeconds)
         let page = Self.floorDivide(slot, Self.pageSlots)
         let bit = Int(slot - page * Self.pageSlots)
-        // U+001F cannot occur inside ids: the decoder rejects control characters before this.
-        let key = site + "\u{1F}" + device
+        let key = Device(site: site, device: device)
         var inserted = false
         pages[key, default: [:]][page, default: [UInt64](repeating: 0, count: Int(Self.pageSlots / 64))].withUnsafeMutableBufferPointer { words in
             let mask: UInt64 = 1 << UInt64(bit % 64)

@@ -247,3 +247,18 @@ func cavpRecords(_ file: String) throws -> [CAVPRecord] {
         #expect(throws: ConfigurationError.missing(name: "METERLAKE_STATE_SECRET")) { try OAuthStateSigner(environment: Environment([:])) }
     }
 }
+
+@Suite struct FileDigestTests {
+    @Test func hashesStreamsAndFilesExactly() throws {
+        let data = (0..<1_000_003).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        for chunk in [1, 4093, 1 << 20] {
+            let digest = try FileDigest.sha256(of: MemoryByteSource(Array(data.prefix(chunk == 1 ? 5000 : data.count)), chunkSize: chunk))
+            let expected = Hex.encode(SHA256.hash(Array(data.prefix(chunk == 1 ? 5000 : data.count))))
+            #expect(digest.hex == expected)
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("digest-\(UUID().uuidString)").path
+        try Data(Array("abc".utf8)).write(to: URL(fileURLWithPath: path))
+        #expect(try FileDigest.sha256(path: path) == ("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", 3))
+        #expect(throws: FileFormatError.self) { try FileDigest.sha256(path: path + ".missing") }
+    }
+}

@@ -1,0 +1,68 @@
+/// Text helpers for hot paths.
+public enum Text {
+    /// A `String` from UTF-8 bytes, or `nil` if they are not valid UTF-8. ASCII, the common case,
+    /// skips the general validator.
+    @inlinable
+    public static func string(_ bytes: ArraySlice<UInt8>) -> String? {
+        let isASCII = bytes.withUnsafeBufferPointer { buffer in
+            var combined: UInt8 = 0
+            for byte in buffer { combined |= byte }
+            return combined < 0x80
+        }
+        if isASCII { return String(decoding: bytes, as: UTF8.self) }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    @inlinable
+    public static func string(_ bytes: [UInt8]) -> String? { string(bytes[...]) }
+
+    private static let powersOfTen: [Double] = (0...22).map { exponent in
+        var value = 1.0
+        for _ in 0..<exponent { value *= 10 }
+        return value
+    }
+
+    /// Parses a decimal number. Plain decimals of up to 15 significant digits (almost every
+    /// reading) take Clinger's fast path, which is exact: the digits and the power of ten are both
+    /// exactly representable, so one correctly rounded division gives the correctly rounded result.
+    /// Everything else goes to the standard library.
+    public static func double(_ text: String) -> Double? {
+        let fast: Double? = text.utf8.withContiguousStorageIfAvailable { bytes -> Double? in
+            var index = 0
+            var negative = false
+            if index < bytes.count, bytes[index] == UInt8(ascii: "-") {
+                negative = true
+                index += 1
+            }
+            var mantissa: UInt64 = 0
+            var digits = 0
+            var fractionDigits = 0
+            var seenPoint = false
+            var seenDigit = false
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte >= 0x30 && byte <= 0x39 {
+                    mantissa = mantissa &* 10 &+ UInt64(byte - 0x30)
+                    if mantissa != 0 { digits += 1 }
+                    if seenPoint { fractionDigits += 1 }
+                    seenDigit = true
+                } else if byte == UInt8(ascii: "."), !seenPoint {
+                    seenPoint = true
+                } else {
+                    return nil
+                }
+                index += 1
+            }
+            guard seenDigit, digits <= 15, fractionDigits <= 22 else { return nil }
+            let value = Double(mantissa) / powersOfTen[fractionDigits]
+            return negative ? -value : value
+        } ?? nil
+        if let fast { return fast }
+        // The standard library also reads "+1", hexadecimal and "nan"/"inf"; the format allows
+        // only decimals (non-finite values are reported as such by the caller).
+        if text.hasPrefix("+") || text.hasPrefix("0x") || text.hasPrefix("-0x") || text.hasPrefix("0X") || text.hasPrefix("-0X") {
+            return nil
+        }
+        return Double(text)
+    }
+}
