@@ -23,6 +23,8 @@ let package = Package(
         .systemLibrary(
             name: "CZlib", path: "Shared/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .yum(["zlib-devel"])]),
         .systemLibrary(
+            name: "CLibPQ", path: "Shared/CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"]), .yum(["libpq-devel"])]),
+        .systemLibrary(
             name: "COpenSSL", path: "Shared/COpenSSL", pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"]), .yum(["openssl-devel"])]),
 
@@ -30,6 +32,8 @@ let package = Package(
         .target(
             name: "HTTPClient", dependencies: ["CCurl"], path: "Shared/HTTPClient",
             swiftSettings: strict),
+        .target(
+            name: "Postgres", dependencies: ["CLibPQ"], path: "Shared/Postgres", swiftSettings: strict),
         .target(
             name: "Compression", dependencies: ["CZlib"], path: "Shared/Compression", swiftSettings: strict),
         .target(
@@ -39,22 +43,25 @@ let package = Package(
         // MARK: - The shared core
         .target(
             name: "Core",
-            dependencies: ["HTTPClient", "Cryptography", "Compression", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["HTTPClient", "Cryptography", "Compression", "Postgres", .product(name: "Logging", package: "swift-log")],
             path: "Shared/Core", swiftSettings: strict),
 
         // MARK: - Operator tools
         .executableTarget(
-            name: "meterlake", dependencies: ["Core"], path: "Tools/meterlake",
+            name: "meterlake", dependencies: ["Core", "Postgres"], path: "Tools/meterlake",
             swiftSettings: strict),
 
         // MARK: - Benchmarks (release builds; see Benchmarks/run.sh)
         .executableTarget(
             name: "reader-benchmark", dependencies: ["Core"], path: "Benchmarks/ReaderBenchmark",
             swiftSettings: strict),
+        .executableTarget(
+            name: "loader-benchmark", dependencies: ["Core", "Postgres"], path: "Benchmarks/LoaderBenchmark",
+            swiftSettings: strict),
 
         // MARK: - Tests
         .target(
-            name: "TestSupport", dependencies: ["Core", "HTTPClient"], path: "Tests/TestSupport",
+            name: "TestSupport", dependencies: ["Core", "HTTPClient", "Postgres"], path: "Tests/TestSupport",
             swiftSettings: strict),
         // A minimal function binary that the runtime tests drive through a local Runtime API.
         .executableTarget(
@@ -64,7 +71,7 @@ let package = Package(
             name: "CoreTests", dependencies: ["Core", "Cryptography", "TestSupport"], path: "Tests/CoreTests",
             exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
-            name: "IntegrationTests", dependencies: ["Core", "HTTPClient", "TestSupport"],
+            name: "IntegrationTests", dependencies: ["Core", "HTTPClient", "Postgres", "Cryptography", "TestSupport"],
             path: "Tests/IntegrationTests", swiftSettings: strict),
     ]
 )

@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# Builds the benchmarks in release mode and runs them. Each prints its result as a ratio to a
-# baseline measured in the same run.
+# Builds the benchmarks in release mode and runs them; each prints its result as a ratio to a
+# baseline measured in the same run (machines here are noisy: compare ratios, not seconds).
+#   Benchmarks/run.sh [ROWS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+rows="${1:-1000000}"
 swift build -c release --product reader-benchmark
-.build/release/reader-benchmark "${1:-1000000}"
+swift build -c release --product loader-benchmark
+.build/release/reader-benchmark "$rows"
+echo
+source Tests/services.sh
+start_postgres
+.build/release/loader-benchmark "$rows"

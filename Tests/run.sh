@@ -18,9 +18,14 @@ check_boundary() {  # C module, adapter directory
 check_boundary CCurl Shared/HTTPClient
 check_boundary COpenSSL Shared/Cryptography
 check_boundary CZlib Shared/Compression
+check_boundary CLibPQ Shared/Postgres
 
 echo "==> building (debug, with tests)"
 swift build --build-tests
+
+echo "==> starting services"
+source Tests/services.sh
+start_postgres
 
 echo "==> running tests"
 swift test --skip-build "$@"

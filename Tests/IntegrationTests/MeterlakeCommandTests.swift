@@ -77,4 +77,21 @@ import TestSupport
         let badOrg = try run(["state", "issue", "--org", "x", "--vendor", "sma"], environment: environment)
         #expect(badOrg.status == 2)
     }
+
+    @Test func migratesAndMaintainsPartitionsOfTheDatabaseItIsGiven() throws {
+        let database = try TestDatabase(migrated: false)
+        let first = try run(["migrate"], environment: ["DATABASE_URL": database.url])
+        #expect(first.status == 0)
+        #expect(first.out == "applied migrations 1, 2, 3\n")
+        let again = try run(["migrate"], environment: ["DATABASE_URL": database.url])
+        #expect(again.out == "database up to date (3 migrations)\n")
+        let partitions = try run(["partitions"], environment: ["DATABASE_URL": database.url])
+        #expect(partitions.status == 0)
+        let count = try database.connect().query("SELECT count(*) AS n FROM pg_inherits WHERE inhparent = 'meter_reading'::regclass")
+        #expect(count[0, "n"] == "3")
+        #expect(partitions.out.hasPrefix("created: meter_reading_y"))
+        let unset = try run(["migrate"], environment: [:])
+        #expect(unset.status == 1)
+        #expect(unset.err == "meterlake: configuration DATABASE_URL is not set\n")
+    }
 }

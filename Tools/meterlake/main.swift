@@ -1,5 +1,6 @@
 // meterlake: the operator command. See `meterlake help`.
 import Core
+import Postgres
 
 #if canImport(Glibc)
 import Glibc
@@ -18,6 +19,9 @@ let usageText = """
                                              METERLAKE_ENCRYPTION_KEY, then ..._PREVIOUS
       state issue --org N --vendor V         print a signed OAuth state (METERLAKE_STATE_SECRET)
       state verify --vendor V STATE          print the state's payload as JSON, or why it is refused
+      migrate                                apply the database migrations to DATABASE_URL (safe to re-run)
+      partitions                             create this and the next two months' reading partitions
+                                             and drop those wholly older than 90 days
       help                                   show this text
 
     vendors: enphase, goodwe, sma, solaredge. Exit status: 0 done, 1 refused, 2 usage error.
@@ -90,6 +94,24 @@ func run(_ arguments: ArraySlice<String>, environment: Environment) throws(Failu
         }
     case "state":
         return try state(arguments.dropFirst(), environment: environment)
+    case "migrate", "partitions":
+        guard arguments.count == 1 else { throw .usage("\(arguments.first!) takes no arguments") }
+        do {
+            let connection = try PostgresConnection(url: try environment.require("DATABASE_URL"))
+            if arguments.first == "migrate" {
+                let applied = try MigrationRunner.migrate(connection)
+                return applied.isEmpty
+                    ? "database up to date (\(Migration.all.count) migrations)"
+                    : "applied migrations \(applied.map(String.init).joined(separator: ", "))"
+            }
+            let now = WallClock.milliseconds() / 1000
+            let created = try PartitionMaintenance.ensureAhead(now: now, connection: connection)
+            let dropped = try PartitionMaintenance.dropExpired(now: now, connection: connection)
+            return "created: \(created.isEmpty ? "none" : created.joined(separator: ", "))\n"
+                + "dropped: \(dropped.isEmpty ? "none" : dropped.joined(separator: ", "))"
+        } catch {
+            throw .refused("\(error)")
+        }
     case let command?:
         throw .usage("unknown command '\(command)'")
     }

@@ -22,6 +22,13 @@ public struct ReadingBatch: Sendable {
     public var rowsProcessed = 0
     /// Records rejected in this batch (a record with three violations counts once).
     public var rowsRejected = 0
+
+    public init(readings: [MeterReading] = [], violations: [SchemaViolation] = [], rowsProcessed: Int = 0, rowsRejected: Int = 0) {
+        self.readings = readings
+        self.violations = violations
+        self.rowsProcessed = rowsProcessed
+        self.rowsRejected = rowsRejected
+    }
 }
 
 /// Reads a landed file of the upload format (CSV, NDJSON, JSON; each optionally gzip) as

@@ -1,0 +1,257 @@
+internal import CLibPQ
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Rows of a result in text format.
+public struct PostgresRows: Sendable {
+    public var columns: [String]
+    public var rows: [[String?]]
+
+    /// The value of `column` in row `row`.
+    public subscript(row: Int, column: String) -> String? {
+        guard let index = columns.firstIndex(of: column) else { return nil }
+        return rows[row][index]
+    }
+
+    public var count: Int { rows.count }
+}
+
+/// One connection to PostgreSQL over libpq.
+///
+/// - Works through a pooler in transaction mode (Supabase's): statements use the unnamed
+///   prepared statement of `PQexecParams`, which never outlives its exchange.
+/// - Kept across warm invocations: when a call finds the connection dead it throws
+///   ``PostgresError/Kind/connectionLost``, and the next call reconnects.
+/// - Owned by one thread at a time (libpq forbids concurrent use of a `PGconn`), so the type is
+///   deliberately not `Sendable`.
+public final class PostgresConnection {
+    private var connection: OpaquePointer?
+    private let conninfo: String
+
+    /// Connects with a libpq URI or key/value string (`DATABASE_URL`); `sslmode` and every other
+    /// libpq parameter are honoured.
+    public init(url: String) throws(PostgresError) {
+        conninfo = url
+        try connect()
+    }
+
+    deinit { PQfinish(connection) }
+
+    private func connect() throws(PostgresError) {
+        PQfinish(connection)
+        connection = PQconnectdb(conninfo)
+        guard let connection, PQstatus(connection) == CONNECTION_OK else {
+            let message = connection.map { Self.text(PQerrorMessage($0)) } ?? "out of memory"
+            PQfinish(connection)
+            self.connection = nil
+            throw PostgresError(kind: .connection, message: message)
+        }
+        clibpq_silence_notices(connection)
+        // UTF-8 in and out, and no statement waits for ever.
+        for setting in ["SET client_encoding TO 'UTF8'", "SET TIME ZONE 'UTC'"] {
+            let result = PQexec(connection, setting)
+            defer { PQclear(result) }
+            guard PQresultStatus(result) == PGRES_COMMAND_OK else {
+                throw PostgresError(kind: .connection, message: Self.text(PQerrorMessage(connection)))
+            }
+        }
+    }
+
+    /// A live connection: reconnects when the last call found it dead (frozen Lambda, killed backend).
+    private func live() throws(PostgresError) -> OpaquePointer {
+        if let connection, PQstatus(connection) == CONNECTION_OK { return connection }
+        try connect()
+        return connection!
+    }
+
+    /// Whether a transaction is open on this connection.
+    public var inTransaction: Bool {
+        guard let connection else { return false }
+        let status = PQtransactionStatus(connection)
+        return status == PQTRANS_INTRANS || status == PQTRANS_INERROR
+    }
+
+    /// Runs one statement with `$1…$n` parameters sent apart from the SQL text (never spliced in).
+    /// - Parameter parameters: Text values; `nil` is SQL NULL.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [String?] = []) throws(PostgresError) -> PostgresRows {
+        let connection = try live()
+        let result = withCStrings(parameters) { values in
+            PQexecParams(connection, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+        }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+            return PostgresRows(columns: [], rows: [])
+        case PGRES_TUPLES_OK:
+            return Self.rows(result)
+        default:
+            throw failure(result, kind: .query)
+        }
+    }
+
+    /// Runs a script of several statements with no parameters, for SQL this program carries
+    /// (migrations). Never pass text that came from outside: use ``query(_:_:)`` with parameters.
+    public func runScript(_ sql: String) throws(PostgresError) {
+        let connection = try live()
+        let result = PQexec(connection, sql)
+        defer { PQclear(result) }
+        let status = PQresultStatus(result)
+        guard status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_EMPTY_QUERY else {
+            throw failure(result, kind: .query)
+        }
+    }
+
+    /// Runs `body` in a transaction: COMMIT when it returns, ROLLBACK when it throws.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try query("BEGIN")
+        do {
+            let value = try body()
+            try query("COMMIT")
+            return value
+        } catch {
+            if let connection, PQstatus(connection) == CONNECTION_OK { _ = try? query("ROLLBACK") }
+            throw error
+        }
+    }
+
+    /// `COPY … FROM STDIN`: `produce` writes the data through the writer; its error (or any
+    /// server error) ends the COPY, and nothing of it remains.
+    public func copy(_ sql: String, _ produce: (inout CopyWriter) throws -> Void) throws {
+        let connection = try live()
+        let start = PQexec(connection, sql)
+        let status = PQresultStatus(start)
+        guard status == PGRES_COPY_IN else {
+            defer { PQclear(start) }
+            throw failure(start, kind: .copy)
+        }
+        PQclear(start)
+        var writer = CopyWriter()
+        var producerError: (any Error)?
+        do {
+            try produce(&writer)
+            if !writer.buffer.isEmpty { try send(writer.buffer, on: connection) }
+        } catch {
+            producerError = error
+        }
+        let ended: Int32 = producerError == nil ? PQputCopyEnd(connection, nil) : PQputCopyEnd(connection, "aborted by the client")
+        guard ended == 1 else { throw lost(connection) }
+        // Drain the results: the COPY's own, then the end of the exchange.
+        var serverError: PostgresError?
+        while let result = PQgetResult(connection) {
+            if PQresultStatus(result) != PGRES_COMMAND_OK, serverError == nil, producerError == nil {
+                serverError = failure(result, kind: .copy)
+            }
+            PQclear(result)
+        }
+        if let producerError { throw producerError }
+        if let serverError { throw serverError }
+    }
+
+    /// Sends a full writer buffer mid-COPY (called by ``CopyWriter`` users through ``flush(_:)``).
+    func send(_ bytes: [UInt8], on connection: OpaquePointer) throws(PostgresError) {
+        let sent = bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { PQputCopyData(connection, $0.baseAddress, Int32(buffer.count)) }
+        }
+        guard sent == 1 else { throw lost(connection) }
+    }
+
+    /// Streams the writer's buffer to the server once it is large; keeps memory bounded in a COPY.
+    public func flush(_ writer: inout CopyWriter) throws(PostgresError) {
+        guard let connection, writer.buffer.count >= CopyWriter.flushSize else { return }
+        try send(writer.buffer, on: connection)
+        writer.buffer.removeAll(keepingCapacity: true)
+    }
+
+    // MARK: - Results and errors
+
+    private static func rows(_ result: OpaquePointer?) -> PostgresRows {
+        let columnCount = Int(PQnfields(result))
+        let rowCount = Int(PQntuples(result))
+        let columns = (0..<columnCount).map { text(PQfname(result, Int32($0))) }
+        var rows: [[String?]] = []
+        rows.reserveCapacity(rowCount)
+        for row in 0..<rowCount {
+            rows.append((0..<columnCount).map { column in
+                PQgetisnull(result, Int32(row), Int32(column)) == 1 ? nil : text(PQgetvalue(result, Int32(row), Int32(column)))
+            })
+        }
+        return PostgresRows(columns: columns, rows: rows)
+    }
+
+    /// The one place a failed `PGresult` becomes a ``PostgresError``.
+    private func failure(_ result: OpaquePointer?, kind: PostgresError.Kind) -> PostgresError {
+        if let connection, PQstatus(connection) != CONNECTION_OK { return lost(connection) }
+        let state = PQresultErrorField(result, clibpq_diag_sqlstate).map { String(cString: $0) }
+        let primary = PQresultErrorField(result, clibpq_diag_message_primary).map { String(cString: $0) }
+        let message = primary ?? connection.map { Self.text(PQerrorMessage($0)) } ?? "unknown error"
+        return PostgresError(kind: kind, sqlState: state, message: message)
+    }
+
+    private func lost(_ connection: OpaquePointer) -> PostgresError {
+        PostgresError(kind: .connectionLost, sqlState: nil, message: Self.text(PQerrorMessage(connection)))
+    }
+
+    private static func text(_ pointer: UnsafePointer<CChar>?) -> String {
+        guard let pointer else { return "" }
+        var text = String(cString: pointer)
+        while text.last?.isNewline == true { text.removeLast() }
+        return text
+    }
+}
+
+@available(*, unavailable)
+extension PostgresConnection: Sendable {}
+
+/// Marshals Swift strings into the `const char * const *` libpq wants, for the call's duration.
+private func withCStrings<R>(_ values: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    let pointers: [UnsafeMutablePointer<CChar>?] = values.map { $0.map { strdup($0) } ?? nil }
+    defer { pointers.forEach { free($0) } }
+    return body(pointers.map { $0.map { UnsafePointer($0) } })
+}
+
+/// Builds `COPY … FROM STDIN` text-format data: fields separated by tabs, rows by newlines,
+/// `\N` for NULL, and backslash, tab, newline and carriage return escaped so that no value can
+/// shift a column or start a row.
+public struct CopyWriter {
+    static let flushSize = 256 * 1024
+    public internal(set) var buffer: [UInt8] = []
+    private var fieldsInRow = 0
+
+    public init() { buffer.reserveCapacity(Self.flushSize + 4096) }
+
+    public mutating func null() { separate(); buffer += [0x5C, 0x4E] }
+
+    public mutating func text(_ value: String) {
+        separate()
+        for byte in value.utf8 {
+            switch byte {
+            case 0x5C: buffer += [0x5C, 0x5C]
+            case 0x09: buffer += [0x5C, 0x74]
+            case 0x0A: buffer += [0x5C, 0x6E]
+            case 0x0D: buffer += [0x5C, 0x72]
+            default: buffer.append(byte)
+            }
+        }
+    }
+
+    public mutating func text(_ value: String?) { if let value { text(value) } else { null() } }
+
+    /// A value whose text needs no escaping (numbers, timestamps, enum names).
+    public mutating func plain(_ value: String) {
+        separate()
+        buffer.append(contentsOf: value.utf8)
+    }
+
+    public mutating func endRow() {
+        buffer.append(0x0A)
+        fieldsInRow = 0
+    }
+
+    private mutating func separate() {
+        if fieldsInRow > 0 { buffer.append(0x09) }
+        fieldsInRow += 1
+    }
+}
