@@ -26,6 +26,7 @@ swift build --build-tests
 echo "==> starting services"
 source Tests/services.sh
 start_postgres
+start_moto
 
 echo "==> running tests"
 swift test --skip-build "$@"

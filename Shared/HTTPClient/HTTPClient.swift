@@ -81,6 +81,9 @@ public final class HTTPClient {
         set(ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer))
         set(ccurl_setopt_string(handle, CURLOPT_URL, request.url))
         set(ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
+        // Send the path exactly as given: libcurl would otherwise squash "/../" and "/./", and an
+        // S3 key such as "raw/a/../b" would be signed as one path and sent as another.
+        set(ccurl_setopt_long(handle, CURLOPT_PATH_AS_IS, 1))
         set(ccurl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
         set(ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1))
         set(ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2))

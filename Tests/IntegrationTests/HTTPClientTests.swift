@@ -183,6 +183,16 @@ import TestSupport
     }
 }
 
+extension HTTPClientTests {
+    @Test func sendsDotSegmentsAndEncodedBytesExactlyAsGiven() throws {
+        let server = try TestHTTPServer { request in .text(200, request.target) }
+        let client = try HTTPClient()
+        let target = "/lake/raw/manual/42/../../escape.csv/./x//y%2B%20z?a=%2F"
+        let response = try client.send(HTTPRequest(url: server.baseURL + target))
+        #expect(String(decoding: response.body, as: UTF8.self) == target)
+    }
+}
+
 /// `openssl s_server -www` on loopback with a fresh self-signed certificate for 127.0.0.1.
 final class LocalTLSServer {
     let certificatePath: String

@@ -171,7 +171,7 @@ public final class CurlRuntimeAPIClient: RuntimeAPIClient {
 extension CurlRuntimeAPIClient: Sendable {}
 
 /// Blocks the calling thread (the runtime loop owns its thread; nothing else runs on it).
-func sleep(for duration: Duration) {
+public func sleep(for duration: Duration) {
     let (seconds, attoseconds) = duration.components
     var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
     var remaining = timespec()
