@@ -58,6 +58,8 @@ let package = Package(
         .executableTarget(
             name: "loader-benchmark", dependencies: ["Core", "Postgres"], path: "Benchmarks/LoaderBenchmark",
             swiftSettings: strict),
+        .executableTarget(
+            name: "s3-benchmark", dependencies: ["Core", "HTTPClient"], path: "Benchmarks/S3Benchmark", swiftSettings: strict),
 
         // MARK: - Tests
         .target(

@@ -7,8 +7,12 @@ cd "$(dirname "$0")/.."
 rows="${1:-1000000}"
 swift build -c release --product reader-benchmark
 swift build -c release --product loader-benchmark
+swift build -c release --product s3-benchmark
 .build/release/reader-benchmark "$rows"
 echo
 source Tests/services.sh
 start_postgres
 .build/release/loader-benchmark "$rows"
+echo
+start_moto
+.build/release/s3-benchmark 200

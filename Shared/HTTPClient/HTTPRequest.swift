@@ -57,7 +57,8 @@ public enum HTTPResponseSink {
     /// Keep the body in memory, failing with ``HTTPClientError/bodyTooLarge(url:limit:)`` past `limit` bytes.
     case memory(limit: Int)
     /// Write the body to a file (created or truncated). The file is left only after a complete
-    /// 2xx exchange: a failed transfer or any other status removes it.
+    /// 2xx exchange: a failed transfer or any other status removes it. It is a working copy, not
+    /// synced to disk (durable stores sync their own writes).
     case file(path: String)
     /// Hand each chunk to a closure as it arrives; a thrown error aborts the transfer and is rethrown.
     case stream((UnsafeRawBufferPointer) throws -> Void)
