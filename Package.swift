@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "meterlake", targets: ["meterlake"]),
+        .executable(name: "validator", targets: ["validator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -45,6 +46,10 @@ let package = Package(
             name: "Core",
             dependencies: ["HTTPClient", "Cryptography", "Compression", "Postgres", .product(name: "Logging", package: "swift-log")],
             path: "Shared/Core", swiftSettings: strict),
+
+        // MARK: - Lambda functions (one executable each; build.sh bundles them as bootstrap)
+        .executableTarget(
+            name: "validator", dependencies: ["Core"], path: "Functions/validator", swiftSettings: strict),
 
         // MARK: - Operator tools
         .executableTarget(

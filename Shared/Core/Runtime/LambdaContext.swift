@@ -51,14 +51,17 @@ public struct LambdaContext: Sendable {
     public let memoryLimitMB: Int
     /// A logger whose lines carry this invocation's `requestId`.
     public var logger: Logger
+    /// Where log and metric lines go: stdout under Lambda, stderr for a local invocation.
+    public let logOutput: LogOutput
     /// The clock the context measures remaining time with (epoch ms); injected in tests.
     private let clock: @Sendable () -> Int64
 
     public init(
         metadata: InvocationMetadata, environment: Environment, logger: Logger,
-        clock: @escaping @Sendable () -> Int64 = WallClock.milliseconds
+        clock: @escaping @Sendable () -> Int64 = WallClock.milliseconds, logOutput: LogOutput = .standardOutput
     ) {
         self.metadata = metadata
+        self.logOutput = logOutput
         self.functionName = environment["AWS_LAMBDA_FUNCTION_NAME"] ?? "local"
         self.functionVersion = environment["AWS_LAMBDA_FUNCTION_VERSION"] ?? "$LATEST"
         self.memoryLimitMB = environment["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"].flatMap { Int($0) } ?? 0

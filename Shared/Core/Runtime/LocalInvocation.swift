@@ -42,7 +42,7 @@ enum LocalInvocation {
             requestID: UUID().uuidString.lowercased(), deadlineMilliseconds: WallClock.milliseconds() + timeout * 1000,
             invokedFunctionARN: "arn:aws:lambda:\(region):000000000000:function:\(name)",
             traceID: environment["_X_AMZN_TRACE_ID"])
-        let context = LambdaContext(metadata: metadata, environment: environment, logger: logger)
+        let context = LambdaContext(metadata: metadata, environment: environment, logger: logger, logOutput: .standardError)
         do {
             emit(try handler.handle(event, context: context))
             return 0

@@ -7,10 +7,10 @@ import Glibc
 /// A local directory used as the bucket (`METERLAKE_LAKE_DIR`): the embedded default for running
 /// on one machine, with S3's semantics.
 ///
-/// A key is never joined onto a path as it is. Each `/`-separated segment is percent-encoded
-/// (every byte but `A-Z a-z 0-9 - _ . ~`), a segment of only dots is encoded whole, and an empty
-/// segment becomes `%`; so `raw/../x`, `a//b` and `raw/ü.csv` are files inside the directory that
-/// list back as the same keys. Writes go to a temporary file first and are renamed into place:
+/// A key is never joined onto a path as it is. In each `/`-separated segment `%` and control
+/// characters are percent-encoded, a segment of only dots is encoded whole, and an empty segment
+/// becomes `%`; so `raw/../x` and `a//b` are files inside the directory that list back as the same
+/// keys, while `raw/manual/42/2026-03-01/site 7.csv` stays readable (and can be dropped in by hand). Writes go to a temporary file first and are renamed into place:
 /// no reader ever sees half an object.
 public final class LocalObjectStore: ObjectStore {
     public let directory: String
@@ -30,7 +30,16 @@ public final class LocalObjectStore: ObjectStore {
     static func encode(segment: String) -> String {
         if segment.isEmpty { return "%" }
         if segment.allSatisfy({ $0 == "." }) { return String(repeating: "%2E", count: segment.count) }
-        return SigV4Signer.encode(segment, keepSlash: false)
+        let hex = Array("0123456789ABCDEF".utf8)
+        var bytes: [UInt8] = []
+        for byte in segment.utf8 {
+            if byte == UInt8(ascii: "%") || byte < 0x20 || byte == 0x7F {
+                bytes += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 15)]]
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     static func decode(segment: String) -> String? {
