@@ -38,7 +38,9 @@ public struct LoadSummary: Sendable, Equatable {
     /// Batches that found existing keys and went through the staging table.
     public var batchesUpserted = 0
 
-    public var rowsLoaded: Int { rowsInserted + rowsUpdated }
+    /// Rows accepted into the table (inserted, corrected, or already there unchanged): with the
+    /// rejected rows they make up every processed row.
+    public var rowsLoaded: Int { rowsInserted + rowsUpdated + rowsUnchanged }
 }
 
 /// What a load did.
