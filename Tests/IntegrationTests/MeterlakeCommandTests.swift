@@ -94,4 +94,22 @@ import TestSupport
         #expect(unset.status == 1)
         #expect(unset.err == "meterlake: configuration DATABASE_URL is not set\n")
     }
+
+    @Test func localRunsTheMainJobOnALocalLake() throws {
+        let database = try TestDatabase(migrated: false)
+        let lake = FileManager.default.temporaryDirectory.appendingPathComponent("lake-\(UUID().uuidString)").path
+        let samples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/samples").path
+        let run = try run(["local", "--lake", lake, "--validator", try BuiltBinary.path("validator"), "--samples", samples],
+                          environment: ["DATABASE_URL": database.url])
+        #expect(run.status == 0, "\(run.err)")
+        #expect(run.out.contains("partly bad.csv        validated    40    39      1"))
+        #expect(run.out.contains("mostly bad.csv        quarantined  20    0       5"))
+        #expect(run.out.contains("quarantined broken.csv: the file is structurally broken"))
+        #expect(run.out.contains("database: 43 readings, 4 meters; ingestion_log: quarantined 2, validated 4"))
+        let store = try LocalObjectStore(directory: lake)
+        #expect(try store.list(prefix: "raw/").isEmpty)
+        #expect(try store.list(prefix: "validated/").count == 5, "4 files and one rejects report")
+        #expect(try store.list(prefix: "quarantine/").count == 4, "2 files and their reports")
+    }
 }

@@ -19,6 +19,11 @@ let usageText = """
                                              METERLAKE_ENCRYPTION_KEY, then ..._PREVIOUS
       state issue --org N --vendor V         print a signed OAuth state (METERLAKE_STATE_SECRET)
       state verify --vendor V STATE          print the state's payload as JSON, or why it is refused
+      local [--lake DIR] [--validator PATH] [--samples DIR]
+                                             the main job on one machine: drop sample files (good,
+                                             partly bad, broken) into a local lake's raw/, run the
+                                             built validator on their event, print the outcome
+                                             (needs DATABASE_URL; Tools/local.sh provides one)
       migrate                                apply the database migrations to DATABASE_URL (safe to re-run)
       partitions                             create this and the next two months' reading partitions
                                              and drop those wholly older than 90 days
@@ -94,6 +99,8 @@ func run(_ arguments: ArraySlice<String>, environment: Environment) throws(Failu
         }
     case "state":
         return try state(arguments.dropFirst(), environment: environment)
+    case "local":
+        return try LocalRun.run(arguments.dropFirst(), environment: environment)
     case "migrate", "partitions":
         guard arguments.count == 1 else { throw .usage("\(arguments.first!) takes no arguments") }
         do {

@@ -18,4 +18,18 @@ public enum FileIO {
             result.append(contentsOf: buffer[0..<count])
         }
     }
+
+    /// Writes `bytes` to `path` (created or truncated); false on failure.
+    public static func write(_ bytes: [UInt8], to path: String) -> Bool {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, bytes.count - offset) }
+            if written < 0 { if errno == EINTR { continue } else { return false } }
+            offset += written
+        }
+        return true
+    }
 }

@@ -1,0 +1,129 @@
+// meterlake local: the main job on one machine, on embedded defaults.
+import Core
+import FoundationEssentials
+import Postgres
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Drops sample files into a local lake's raw/, runs the built validator on their S3 event, and
+/// prints what happened.
+enum LocalRun {
+    static func run(_ arguments: ArraySlice<String>, environment: Environment) throws(Failure) -> String {
+        let parsed = try options(arguments, allowed: ["lake", "validator", "samples"])
+        guard parsed.positional.isEmpty else { throw .usage("local takes only options") }
+        let here = executableDirectory()
+        let validator = parsed.named["validator"] ?? here + "/validator"
+        let samples = parsed.named["samples"] ?? "docs/samples"
+        guard access(validator, X_OK) == 0 else { throw .refused("no validator binary at \(validator): swift build --product validator") }
+        guard access(samples + "/readings.csv", R_OK) == 0 else { throw .refused("no sample files in \(samples): run from the repository, or pass --samples") }
+        let lake = parsed.named["lake"] ?? environment["METERLAKE_LAKE_DIR"] ?? makeTemporaryDirectory()
+
+        do {
+            let databaseURL = try environment.require("DATABASE_URL")
+            let connection = try PostgresConnection(url: databaseURL)
+            try MigrationRunner.migrate(connection)
+            try connection.query("INSERT INTO organization (id, name) VALUES (42, 'Demo Solar GmbH') ON CONFLICT (id) DO NOTHING")
+            let store = try LocalObjectStore(directory: lake)
+            let today = Timestamp.day(epochSeconds: WallClock.milliseconds() / 1000)
+            let prefix = "raw/manual/42/\(today)/"
+            var files: [(String, [UInt8])] = []
+            for name in ["readings.csv", "readings.ndjson", "readings.json"] {
+                guard let bytes = FileIO.readAll(samples + "/" + name) else { throw Failure.refused("cannot read \(samples)/\(name)") }
+                files.append(("good " + name, bytes))
+            }
+            files.append(("partly bad.csv", generated(rows: 40, bad: [17])))
+            files.append(("mostly bad.csv", generated(rows: 20, bad: [2, 5, 11, 12, 19])))
+            files.append(("broken.csv", Array("external_site_id,external_device_id,timestamp,reading_interval_seconds,energy_wh\nsite-1,inv-1,\"2026-03-01T06:00:00Z,900,12\n".utf8)))
+            var keys: [String] = []
+            for (name, bytes) in files {
+                _ = try store.put(prefix + name, body: .bytes(bytes), contentType: nil)
+                keys.append(prefix + name)
+            }
+
+            // The S3 notification S3 would send (keys form-URL-encoded), run through the real binary.
+            let records = keys.map { key in
+                #"{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"local"},"object":{"key":"\#(SigV4Signer.encodePath(key).replacing("%20", with: "+"))"}}}"#
+            }
+            let scratch = makeTemporaryDirectory()
+            let event = scratch + "/event.json"
+            guard FileIO.write(Array(#"{"Records":[\#(records.joined(separator: ","))]}"#.utf8), to: event) else {
+                throw Failure.refused("cannot write \(event)")
+            }
+            unsetenv("AWS_LAMBDA_RUNTIME_API")
+            setenv("METERLAKE_LAKE_DIR", lake, 1)
+            setenv("AWS_LAMBDA_LOG_LEVEL", "WARN", 1)
+            let status = system("'\(validator)' --event '\(event)' > '\(scratch)/response.json' 2> '\(scratch)/log.txt'")
+            guard status == 0, let body = FileIO.readAll(scratch + "/response.json"),
+                let response = try? JSONDecoder().decode(ValidatorResponse.self, from: Data(body))
+            else {
+                throw Failure.refused("the validator failed:\n" + String(decoding: FileIO.readAll(scratch + "/response.json") ?? [], as: UTF8.self)
+                    + String(decoding: FileIO.readAll(scratch + "/log.txt") ?? [], as: UTF8.self))
+            }
+            return try summary(response, lake: lake, store: store, connection: connection, validator: validator)
+        } catch let failure as Failure {
+            throw failure
+        } catch {
+            throw .refused("\(error)")
+        }
+    }
+
+    static func summary(_ response: ValidatorResponse, lake: String, store: LocalObjectStore, connection: PostgresConnection, validator: String) throws -> String {
+        var out = "meterlake local: ran \(validator) on one S3 event with \(response.files.count) files\n"
+        out += "lake: \(lake)\n\n"
+        out += pad("file", 22) + pad("status", 13) + pad("rows", 6) + pad("loaded", 8) + pad("rejected", 10) + "destination\n"
+        for file in response.files {
+            out += pad(String(file.key.split(separator: "/").last ?? ""), 22) + pad(file.status, 13) + pad(String(file.rowsProcessed), 6)
+                + pad(String(file.rowsLoaded), 8) + pad(String(file.rowsRejected), 10) + (file.destination ?? "-") + "\n"
+        }
+        for file in response.files where file.status == "quarantined" {
+            out += "\nquarantined \(file.key.split(separator: "/").last ?? ""): \(file.reason ?? "")\n"
+            let reportKey = (file.destination ?? "") + ".report.json"
+            let reportPath = makeTemporaryDirectory() + "/report.json"
+            if (try? store.get(reportKey, to: reportPath)) != nil, let bytes = FileIO.readAll(reportPath),
+                let report = try? JSONParser.parse(bytes), case .array(let violations)? = report["violations"] {
+                for violation in violations.prefix(5) {
+                    func field(_ name: String) -> String {
+                        switch violation[name] { case .string(let text)?: text; case let value?: value.serialized; case nil: "" }
+                    }
+                    out += "  line \(field("line")), column \(field("column")), value \"\(field("value"))\": \(field("message")) [\(field("code"))]\n"
+                }
+                out += "  full report: \(lake)/\(reportKey)\n"
+            }
+        }
+        let counts = try connection.query("""
+            SELECT (SELECT count(*) FROM meter_reading) AS readings, (SELECT count(*) FROM meter) AS meters,
+                   (SELECT string_agg(status || ' ' || n, ', ' ORDER BY status) FROM (SELECT status, count(*) AS n FROM ingestion_log GROUP BY status) s) AS log
+            """)
+        out += "\ndatabase: \(counts[0, "readings"] ?? "0") readings, \(counts[0, "meters"] ?? "0") meters; ingestion_log: \(counts[0, "log"] ?? "empty")"
+        return out
+    }
+
+    /// 15-minute readings of one inverter; the `bad` rows carry a negative energy.
+    static func generated(rows: Int, bad: Set<Int>) -> [UInt8] {
+        var text = "external_site_id,external_device_id,timestamp,reading_interval_seconds,energy_wh,power_w\n"
+        let start = WallClock.milliseconds() / 1000 / 86_400 * 86_400 - 86_400
+        for index in 0..<rows {
+            let energy = bad.contains(index) ? -12.5 : Double(index * 25) + 0.5
+            text += "site-1,inv-\(rows),\(Timestamp.rfc3339(milliseconds: (start + Int64(index) * 900) * 1000)),900,\(energy),\(max(0, energy) * 4)\n"
+        }
+        return Array(text.utf8)
+    }
+
+    static func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(1, width - text.count)) }
+
+    static func executableDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard length > 0 else { return "." }
+        let path = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+    }
+
+    static func makeTemporaryDirectory() -> String {
+        var template = Array("/tmp/meterlake-local.XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { return "/tmp" }
+        return String(cString: made)
+    }
+}
