@@ -3,6 +3,8 @@
 # the integration tests need, runs all tests, and stops the services again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source Tools/requirements.sh
+ensure_requirements
 
 # Each C module may be imported by its one adapter module only; nothing else touches C pointers.
 check_boundary() {  # C module, adapter directory

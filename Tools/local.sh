@@ -4,7 +4,8 @@
 # the lake, drops sample files into raw/ and runs the real validator binary on their event.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
+source Tools/requirements.sh
+ensure_requirements
 echo "==> building the validator and the meterlake command"
 swift build --product validator 2>&1 | tail -n 1
 swift build --product meterlake 2>&1 | tail -n 1
