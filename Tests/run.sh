@@ -30,5 +30,10 @@ source Tests/services.sh
 start_postgres
 start_moto
 
+echo "==> checking template.yaml (cfn-lint, and the SAM transform offline)"
+cfn-lint --regions eu-central-1 -- template.yaml
+python3 Tools/check_template.py template.yaml
+cfn-lint --regions eu-central-1 -- /tmp/meterlake-template-transformed.json
+
 echo "==> running tests"
 swift test --skip-build "$@"

@@ -2,7 +2,7 @@
 # Source it and call ensure_requirements. As root it installs what is missing (apt-get); as
 # another user it prints the command to run and fails.
 
-MTL_APT_PACKAGES="libcurl4-openssl-dev libssl-dev libpq-dev zlib1g-dev libzstd-dev openssl ca-certificates postgresql python3 python3-pip curl"
+MTL_APT_PACKAGES="libcurl4-openssl-dev libssl-dev libpq-dev zlib1g-dev libzstd-dev openssl ca-certificates postgresql python3 python3-pip curl zip unzip util-linux"
 
 ensure_requirements() {
     command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
@@ -24,5 +24,9 @@ ensure_requirements() {
     if ! python3 -c 'import moto, boto3' 2>/dev/null || ! command -v moto_server >/dev/null; then
         echo "==> installing moto (S3 test server) and boto3 from PyPI"
         python3 -m pip install --quiet --disable-pip-version-check 'moto[server]' boto3 botocore
+    fi
+    if ! command -v cfn-lint >/dev/null || ! python3 -c 'import samtranslator' 2>/dev/null; then
+        echo "==> installing cfn-lint and aws-sam-translator from PyPI"
+        python3 -m pip install --quiet --disable-pip-version-check cfn-lint aws-sam-translator
     fi
 }

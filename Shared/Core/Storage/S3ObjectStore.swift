@@ -39,6 +39,18 @@ public struct S3Configuration: Sendable {
             throw .invalid(name: "AWS_ENDPOINT_URL_S3", reason: "must start with http:// or https://")
         }
         endpoint = endpoint.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        caBundlePath = Self.caBundle(environment: environment)
+    }
+
+    /// The CA certificates to trust: `METERLAKE_CA_BUNDLE`, else the bundle's own
+    /// `ca-certificates.crt` under `LAMBDA_TASK_ROOT` (AL2023 keeps its certificates where
+    /// Debian's libcurl does not look), else libcurl's default.
+    static func caBundle(environment: Environment) -> String? {
+        if let explicit = environment["METERLAKE_CA_BUNDLE"] { return explicit }
+        if let root = environment["LAMBDA_TASK_ROOT"], access(root + "/ca-certificates.crt", R_OK) == 0 {
+            return root + "/ca-certificates.crt"
+        }
+        return nil
     }
 
     /// Base URL and encoded path prefix for an object key.
