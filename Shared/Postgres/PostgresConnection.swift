@@ -245,6 +245,37 @@ public struct CopyWriter {
         buffer.append(contentsOf: value.utf8)
     }
 
+    /// Bytes that need no escaping, written as they are.
+    public mutating func plain(bytes: some Sequence<UInt8>) {
+        separate()
+        buffer.append(contentsOf: bytes)
+    }
+
+    /// An integer, written digit by digit (no string made).
+    public mutating func integer(_ value: Int64) {
+        separate()
+        if value < 0 { buffer.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { raw in
+            repeat {
+                raw[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            for index in stride(from: count - 1, through: 0, by: -1) { buffer.append(raw[index]) }
+        }
+    }
+
+    /// Text already escaped for COPY (for callers that escape while serialising).
+    public mutating func escaped(_ serialise: (inout [UInt8]) -> Void) {
+        separate()
+        serialise(&buffer)
+    }
+
     public mutating func endRow() {
         buffer.append(0x0A)
         fieldsInRow = 0

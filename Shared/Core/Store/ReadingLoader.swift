@@ -231,21 +231,29 @@ public final class ReadingLoader {
     }
 
     private func copy(_ readings: [MeterReading], meterIDs: [Int64], ingestionID: Int64, into table: String) throws {
-        let ingestion = String(ingestionID)
+        // Rows are formatted straight into the COPY buffer: no string per value on this hot path.
+        var ingestedAt: (milliseconds: Int64, text: [UInt8]) = (.min, [])
         try connection.copy("COPY \(table) (\(Self.columns)) FROM STDIN") { writer in
             for (reading, meterID) in zip(readings, meterIDs) {
-                writer.plain(String(meterID))
-                writer.plain(String(reading.organizationID))
-                writer.plain(Timestamp.rfc3339(milliseconds: reading.timestamp * 1000))
-                writer.plain(String(reading.readingIntervalSeconds))
+                writer.integer(meterID)
+                writer.integer(reading.organizationID)
+                writer.plain(bytes: CopyText.timestamp(seconds: reading.timestamp))
+                writer.integer(Int64(reading.readingIntervalSeconds))
                 writer.number(reading.energyWh)
                 writer.number(reading.powerW)
                 writer.number(reading.irradianceWm2)
                 writer.number(reading.temperatureC)
-                writer.text(reading.otherMetricsJSON)
-                writer.plain(reading.quality.rawValue)
-                writer.plain(Timestamp.rfc3339(milliseconds: reading.ingestedAt))
-                writer.plain(ingestion)
+                if reading.otherMetrics.isEmpty {
+                    writer.plain(bytes: CopyText.emptyObject)
+                } else {
+                    writer.escaped { buffer in CopyText.appendEscaped(JSONValue.object(reading.otherMetrics), to: &buffer) }
+                }
+                writer.plain(bytes: reading.quality.rawValue.utf8)
+                if ingestedAt.milliseconds != reading.ingestedAt {
+                    ingestedAt = (reading.ingestedAt, Array(Timestamp.rfc3339(milliseconds: reading.ingestedAt).utf8))
+                }
+                writer.plain(bytes: ingestedAt.text)
+                writer.integer(ingestionID)
                 writer.endRow()
                 try connection.flush(&writer)
             }
@@ -254,10 +262,64 @@ public final class ReadingLoader {
 }
 
 extension CopyWriter {
-    /// A finite double in its shortest exact text, or NULL.
+    /// A finite double in its shortest exact text (integers without a fraction), or NULL.
     mutating func number(_ value: Double?) {
         guard let value else { return null() }
-        plain(String(value))
+        if value == value.rounded(), abs(value) < 1e15 {
+            integer(Int64(value))
+        } else {
+            plain(bytes: value.description.utf8)
+        }
+    }
+}
+
+/// COPY text for values the loader writes on every row.
+enum CopyText {
+    static let emptyObject: [UInt8] = Array("{}".utf8)
+
+    /// `2026-03-01 06:15:00+00`, written from the civil date without a string.
+    static func timestamp(seconds: Int64) -> [UInt8] {
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let second = Int(seconds - days * 86_400)
+        let date = Timestamp.civil(days: Int(days))
+        var bytes = [UInt8](repeating: 0, count: 22)
+        func put(_ value: Int, at offset: Int, width: Int) {
+            var value = value
+            for index in stride(from: offset + width - 1, through: offset, by: -1) {
+                bytes[index] = UInt8(ascii: "0") + UInt8(value % 10)
+                value /= 10
+            }
+        }
+        put(date.year, at: 0, width: 4)
+        bytes[4] = UInt8(ascii: "-")
+        put(date.month, at: 5, width: 2)
+        bytes[7] = UInt8(ascii: "-")
+        put(date.day, at: 8, width: 2)
+        bytes[10] = UInt8(ascii: " ")
+        put(second / 3600, at: 11, width: 2)
+        bytes[13] = UInt8(ascii: ":")
+        put(second / 60 % 60, at: 14, width: 2)
+        bytes[16] = UInt8(ascii: ":")
+        put(second % 60, at: 17, width: 2)
+        bytes[19] = UInt8(ascii: "+")
+        bytes[20] = UInt8(ascii: "0")
+        bytes[21] = UInt8(ascii: "0")
+        return bytes
+    }
+
+    /// A JSON value's text with COPY's escapes (backslash, tab, newline, carriage return).
+    static func appendEscaped(_ value: JSONValue, to buffer: inout [UInt8]) {
+        var writer = JSONWriter()
+        writer.value(value)
+        for byte in writer.bytes {
+            switch byte {
+            case 0x5C: buffer += [0x5C, 0x5C]
+            case 0x09: buffer += [0x5C, 0x74]
+            case 0x0A: buffer += [0x5C, 0x6E]
+            case 0x0D: buffer += [0x5C, 0x72]
+            default: buffer.append(byte)
+            }
+        }
     }
 }
 

@@ -66,6 +66,8 @@ public struct ValidatorConfiguration: Sendable {
     public var maximumReportedViolations = 1000
     /// Time to keep in hand before starting a file: below it the invocation fails for a retry.
     public var minimumTimeLeft: Duration = .seconds(15)
+    /// Rows per batch: one COPY each; two batches are read ahead.
+    public var batchRows = 10_000
 
     public init(databaseURL: String, rejectThreshold: Double = 0.05, scratchDirectory: String = "/tmp", bucket: String? = nil) {
         self.databaseURL = databaseURL
@@ -178,8 +180,11 @@ public final class Validator: LambdaHandler {
                 source: try FileByteSource(path: scratch), name: key, sourceSystem: lakeKey.source,
                 organizationID: lakeKey.organizationID, limits: configuration.limits, now: clock() / 1000, ingestedAt: clock())
             let threshold = configuration.rejectThreshold
+            // Parse and check the next batches while this one is loading.
+            let batches = BatchPrefetcher(reader, maximumRows: configuration.batchRows)
+            defer { batches.cancel() }
             outcome = try ReadingLoader(connection: try connection(key: key)).load(file, batches: {
-                let batch = try reader.nextBatch()
+                let batch = try batches.next()
                 if let batch {
                     totalViolations += batch.violations.count
                     violations += batch.violations.prefix(max(0, self.configuration.maximumReportedViolations - violations.count))

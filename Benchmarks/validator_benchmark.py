@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""The validator end to end, measured beside baselines in the same run (Benchmarks/run.sh).
+
+1. rows/s of the built validator (local invoke, local lake, real PostgreSQL) on 1M-row CSV and
+   JSON files, beside a plain COPY of the same canonical rows into the same table (goal >= 0.8x);
+2. init time: from exec to the first GET /runtime/invocation/next (goal <= 20 ms);
+3. peak RSS on a 1M-row and a 10M-row CSV (goal: the same, <= 64 MB).
+
+usage: validator_benchmark.py VALIDATOR METERLAKE_COMMAND [ROWS]   (DATABASE_URL must be set)
+"""
+import http.server, json, os, shutil, subprocess, sys, tempfile, threading, time
+
+validator, meterlake = sys.argv[1], sys.argv[2]
+rows = int(sys.argv[3]) if len(sys.argv) > 3 else 1_000_000
+base_url = os.environ["DATABASE_URL"]
+url = base_url + ("&" if "?" in base_url else "?") + "options=-csearch_path%3Dbench_validator"
+work = tempfile.mkdtemp(prefix="meterlake-vbench-")
+day = time.strftime("%Y-%m-%d", time.gmtime())
+
+
+def psql(sql, database=url):
+    return subprocess.run(["psql", "-qAtX", "-v", "ON_ERROR_STOP=1", database, "-c", sql], check=True, capture_output=True, text=True).stdout
+
+
+def write_csv(path, count):
+    start = 1_735_689_600  # 2025-01-01, 1,000 devices x 15-minute intervals
+    with open(path, "w") as out:
+        out.write("external_site_id,external_device_id,timestamp,reading_interval_seconds,energy_wh,power_w,temperature_c,quality,inverter_mode\n")
+        for i in range(count):
+            t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + (i // 1000) * 900))
+            e = (i % 4000) / 4
+            out.write(f"site-{i % 1000 // 10},inv-{i % 1000},{t},900,{e},{e * 4},21.5,measured,MPPT\n")
+
+
+def write_json(path, count):
+    start = 1_735_689_600
+    with open(path, "w") as out:
+        out.write("[\n")
+        for i in range(count):
+            t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + (i // 1000) * 900))
+            e = (i % 4000) / 4
+            out.write(("," if i else "") + json.dumps({"external_site_id": f"site-{i % 1000 // 10}", "external_device_id": f"inv-{i % 1000}",
+                                                         "timestamp": t, "reading_interval_seconds": 900, "energy_wh": e, "power_w": e * 4,
+                                                         "temperature_c": 21.5, "quality": "measured", "inverter_mode": "MPPT"}) + "\n")
+        out.write("]\n")
+
+
+def reset():
+    psql("TRUNCATE meter_reading, ingestion_log; DELETE FROM meter")
+
+
+def run_validator(path, name):
+    """Lands the file in a fresh local lake and runs the validator on its event; returns (seconds, peak RSS in MB, loaded)."""
+    lake = os.path.join(work, "lake")
+    shutil.rmtree(lake, ignore_errors=True)
+    target = os.path.join(lake, "raw", "manual", "1", day)
+    os.makedirs(target)
+    shutil.copy(path, os.path.join(target, name))
+    event = os.path.join(work, "event.json")
+    with open(event, "w") as out:
+        json.dump({"Records": [{"s3": {"bucket": {"name": "local"}, "object": {"key": f"raw/manual/1/{day}/{name}"}}}]}, out)
+    environment = dict(os.environ, DATABASE_URL=url, METERLAKE_LAKE_DIR=lake, METERLAKE_SCRATCH_DIR=work, AWS_LAMBDA_LOG_LEVEL="WARN")
+    environment.pop("AWS_LAMBDA_RUNTIME_API", None)
+    started = time.monotonic()
+    process = subprocess.Popen([validator, "--event", event], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    output, errors = process.communicate()
+    elapsed = time.monotonic() - started
+    response = json.loads(output)
+    loaded = response["files"][0]["rows_loaded"]
+    if response["files"][0]["status"] != "validated":
+        sys.exit(f"validator did not validate {name}: {output[:500]} {errors[:500]}")
+    return elapsed, loaded
+
+
+def peak_rss(path, name):
+    """Runs the validator and reads its own maximum RSS from wait4."""
+    lake = os.path.join(work, "lake")
+    shutil.rmtree(lake, ignore_errors=True)
+    target = os.path.join(lake, "raw", "manual", "1", day)
+    os.makedirs(target)
+    shutil.move(path, os.path.join(target, name))
+    event = os.path.join(work, "event.json")
+    with open(event, "w") as out:
+        json.dump({"Records": [{"s3": {"bucket": {"name": "local"}, "object": {"key": f"raw/manual/1/{day}/{name}"}}}]}, out)
+    environment = dict(os.environ, DATABASE_URL=url, METERLAKE_LAKE_DIR=lake, METERLAKE_SCRATCH_DIR=work, AWS_LAMBDA_LOG_LEVEL="WARN")
+    process = subprocess.Popen([validator, "--event", event], env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = status
+    if status != 0:
+        sys.exit(f"validator failed on {name}")
+    return usage.ru_maxrss / 1024
+
+
+def init_time():
+    """exec → first GET /next, best of 5."""
+    best = float("inf")
+    for _ in range(5):
+        first = threading.Event()
+        stamp = {}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                stamp.setdefault("at", time.monotonic())
+                first.set()
+                self.send_response(500)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        environment = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}", DATABASE_URL=url,
+                           METERLAKE_LAKE_DIR=work, AWS_LAMBDA_LOG_LEVEL="FATAL")
+        started = time.monotonic()
+        process = subprocess.Popen([validator], env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        first.wait(10)
+        best = min(best, (stamp["at"] - started) * 1000)
+        process.wait(10)
+        server.shutdown()
+    return best
+
+
+print(f"meterlake validator benchmark: {rows} rows; this machine, PostgreSQL on loopback")
+psql("DROP SCHEMA IF EXISTS bench_validator CASCADE; CREATE SCHEMA bench_validator", database=base_url)
+subprocess.run([meterlake, "migrate"], env=dict(os.environ, DATABASE_URL=url), check=True, capture_output=True)
+psql("INSERT INTO organization (id, name) VALUES (1, 'bench')")
+csv_path, json_path = os.path.join(work, "bench.csv"), os.path.join(work, "bench.json")
+write_csv(csv_path, rows)
+write_json(json_path, rows)
+
+results = {}
+for label, path, name in [("CSV", csv_path, "bench.csv"), ("JSON", json_path, "bench.json")]:
+    reset()
+    elapsed, loaded = run_validator(path, name)
+    assert loaded == rows, (label, loaded)
+    # The same rows, canonical, out of the table and back in with a plain COPY: the physical limit.
+    dump = os.path.join(work, "canonical.tsv")
+    psql(f"\\copy (SELECT * FROM meter_reading) TO '{dump}'")
+    psql("TRUNCATE meter_reading")
+    started = time.monotonic()
+    psql(f"\\copy meter_reading FROM '{dump}'")  # one statement: one transaction
+    copy_elapsed = time.monotonic() - started
+    results[label] = (rows / elapsed, rows / copy_elapsed)
+    print(f"{label:5} validator end to end {rows / elapsed:10.0f} rows/s   plain COPY {rows / copy_elapsed:10.0f} rows/s   ratio {copy_elapsed / elapsed:.3f}  (goal >= 0.8)")
+
+print(f"init   exec -> first /next: {init_time():.1f} ms (best of 5; goal <= 20 ms)")
+reset()
+rss_small = peak_rss(csv_path, "rss-1m.csv")
+big = os.path.join(work, "bench-10x.csv")
+write_csv(big, rows * 10)
+reset()
+rss_big = peak_rss(big, "rss-10m.csv")
+print(f"RSS    peak {rss_small:.1f} MB at {rows} rows, {rss_big:.1f} MB at {rows * 10} rows (goal: the same, <= 64 MB)")
+psql("DROP SCHEMA bench_validator CASCADE", database=base_url)
+shutil.rmtree(work, ignore_errors=True)
