@@ -8,11 +8,15 @@ rows="${1:-1000000}"
 swift build -c release --product reader-benchmark
 swift build -c release --product loader-benchmark
 swift build -c release --product s3-benchmark
+swift build -c release --product validator
+swift build -c release --product meterlake
 .build/release/reader-benchmark "$rows"
 echo
 source Tests/services.sh
 start_postgres
 .build/release/loader-benchmark "$rows"
+echo
+python3 Benchmarks/validator_benchmark.py .build/release/validator .build/release/meterlake "$rows"
 echo
 start_moto
 .build/release/s3-benchmark 200

@@ -163,14 +163,22 @@ func csvRows(_ count: Int, bad: Set<Int> = []) -> [UInt8] {
         #expect(try harness.count("SELECT count(*) AS n FROM ingestion_log") == 1)
     }
 
-    @Test func anUnreachableDatabaseFailsTheInvocationAndLeavesTheFileForTheRetry() throws {
+    @Test func postgresStoppedMidRunFailsTheInvocationAndTheRetryAfterARestartLoadsIt() throws {
         let harness = try ValidatorHarness()
         defer { harness.stop() }
-        let key = try harness.land("later.csv", csvRows(10))
-        // PostgreSQL is unreachable (nothing listens on the port): the shared test cluster keeps
-        // serving the other tests in parallel, so it is not stopped here.
-        let first = try harness.start(databaseURL: "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2")
-        let failed = try harness.invoke([key], count: 1)
+        // A cluster of this test's own: stopping the shared one would break the tests beside it.
+        let cluster = try PostgresCluster()
+        let setup = try PostgresConnection(url: cluster.url)
+        try MigrationRunner.migrate(setup)
+        try setup.query("INSERT INTO organization (id, name) VALUES (42, 'Test')")
+        let process = try harness.start(databaseURL: cluster.url)
+        let before = try harness.land("before.csv", csvRows(10))
+        #expect(try harness.files(try harness.invoke([before], count: 1)).map(\.status) == ["validated"])
+
+        // The server goes away while the function is warm, holding its connection.
+        try cluster.stop()
+        let key = try harness.land("during.csv", csvRows(12))
+        let failed = try harness.invoke([key], count: 2)
         guard case .error(_, let type, let body) = failed else {
             Issue.record("expected an invocation error, got \(failed)")
             return
@@ -178,14 +186,30 @@ func csvRows(_ count: Int, bad: Set<Int> = []) -> [UInt8] {
         #expect(type == "Validator.Transient")
         #expect(String(decoding: body, as: UTF8.self).contains("stays in raw/"))
         #expect(try harness.store.head(key) != nil, "the file is still in raw/")
-        #expect(first.isRunning, "an error does not end the function")
-        first.terminate()
-        // Lambda retries the event; the database is back.
-        try harness.start()
-        let retried = try harness.files(try harness.invoke([key], count: 2))
+        #expect(process.isRunning, "an error does not end the function")
+
+        // PostgreSQL is back; Lambda retries the event on the same warm function.
+        try cluster.start()
+        let retried = try harness.files(try harness.invoke([key], count: 3))
         #expect(retried.map(\.status) == ["validated"])
-        #expect(try harness.count("SELECT count(*) AS n FROM meter_reading") == 10)
         #expect(try harness.store.head(key) == nil)
+        let check = try PostgresConnection(url: cluster.url)
+        #expect(try check.query("SELECT count(*) AS n FROM ingestion_log WHERE status = 'validated'")[0, "n"] == "2")
+    }
+
+    @Test func anUnreachableDatabaseAtColdStartFailsTheInvocationNotTheStart() throws {
+        let harness = try ValidatorHarness()
+        defer { harness.stop() }
+        let key = try harness.land("later.csv", csvRows(10))
+        let first = try harness.start(databaseURL: "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2")
+        let failed = try harness.invoke([key], count: 1)
+        guard case .error(_, let type, _) = failed else {
+            Issue.record("expected an invocation error, got \(failed)")
+            return
+        }
+        #expect(type == "Validator.Transient")
+        #expect(try harness.store.head(key) != nil)
+        #expect(first.isRunning)
     }
 
     @Test func handlesAHundredRecordsInOneEvent() throws {

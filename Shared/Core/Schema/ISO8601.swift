@@ -12,7 +12,17 @@ public enum ISO8601 {
         case invalid(String)
     }
 
+    /// Parses a string's UTF-8 in place (no copy for native strings).
+    public static func parse(_ text: String) -> Result {
+        var text = text
+        return text.withUTF8 { parse(buffer: $0) }
+    }
+
     public static func parse(_ bytes: [UInt8]) -> Result {
+        bytes.withUnsafeBufferPointer { parse(buffer: $0) }
+    }
+
+    static func parse(buffer bytes: UnsafeBufferPointer<UInt8>) -> Result {
         var index = 0
         func number(_ digits: Int) -> Int? {
             guard index + digits <= bytes.count else { return nil }
@@ -65,7 +75,7 @@ public enum ISO8601 {
     }
 
     /// `Z`, `+HH:MM`, `+HHMM` or `+HH` (and `-`), as seconds east of UTC.
-    public static func offset(_ bytes: ArraySlice<UInt8>) -> Int? {
+    public static func offset<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Int? {
         guard let sign = bytes.first else { return nil }
         if bytes.count == 1, sign == UInt8(ascii: "Z") || sign == UInt8(ascii: "z") { return 0 }
         guard sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") else { return nil }
@@ -74,7 +84,7 @@ public enum ISO8601 {
         guard digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), (digits.count == 2 && colons == 0) || (digits.count == 4 && colons <= 1) else {
             return nil
         }
-        if colons == 1, bytes[bytes.startIndex + 3] != 0x3A { return nil }
+        if colons == 1, bytes[bytes.index(bytes.startIndex, offsetBy: 3)] != 0x3A { return nil }
         let values = digits.map { Int($0 - 0x30) }
         let hours = values[0] * 10 + values[1]
         let minutes = values.count == 4 ? values[2] * 10 + values[3] : 0

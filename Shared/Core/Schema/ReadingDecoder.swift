@@ -233,7 +233,7 @@ private struct RecordContext {
 
     mutating func timestamp(offset: Int?) -> Int64? {
         guard let text = required(.timestamp, allowNumber: false) else { return nil }
-        switch ISO8601.parse(Array(text.utf8)) {
+        switch ISO8601.parse(text) {
         case .invalid(let reason):
             violation(.invalidTimestamp, .timestamp, reason)
             return nil

@@ -79,7 +79,7 @@ public struct LakeKey: Sendable, Equatable {
         let date = parts[3]
         let digits = Array(date.utf8)
         guard digits.count == 10, digits[4] == 0x2D, digits[7] == 0x2D,
-            case .naive = ISO8601.parse(Array((date + "T00:00").utf8))
+            case .naive = ISO8601.parse(date + "T00:00")
         else { throw .date(date) }
         self.key = key
         self.source = source
