@@ -57,14 +57,15 @@ let package = Package(
             swiftSettings: strict),
 
         // MARK: - Benchmarks (release builds; see Benchmarks/run.sh)
+        .target(name: "BenchmarkSupport", path: "Benchmarks/Support", swiftSettings: strict),
         .executableTarget(
-            name: "reader-benchmark", dependencies: ["Core"], path: "Benchmarks/ReaderBenchmark",
+            name: "reader-benchmark", dependencies: ["BenchmarkSupport", "Core"], path: "Benchmarks/ReaderBenchmark",
             swiftSettings: strict),
         .executableTarget(
-            name: "loader-benchmark", dependencies: ["Core", "Postgres"], path: "Benchmarks/LoaderBenchmark",
+            name: "loader-benchmark", dependencies: ["BenchmarkSupport", "Core", "Postgres"], path: "Benchmarks/LoaderBenchmark",
             swiftSettings: strict),
         .executableTarget(
-            name: "s3-benchmark", dependencies: ["Core", "HTTPClient"], path: "Benchmarks/S3Benchmark", swiftSettings: strict),
+            name: "s3-benchmark", dependencies: ["BenchmarkSupport", "Core", "HTTPClient"], path: "Benchmarks/S3Benchmark", swiftSettings: strict),
 
         // MARK: - Tests
         .target(

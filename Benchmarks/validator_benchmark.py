@@ -49,40 +49,37 @@ def reset():
     psql("TRUNCATE meter_reading, ingestion_log; DELETE FROM meter")
 
 
-def run_validator(path, name):
-    """Lands the file in a fresh local lake and runs the validator on its event; returns (seconds, peak RSS in MB, loaded)."""
+def land(path, name, move=False):
+    """A fresh local lake holding the file at raw/manual/1/{today}/{name}, and the event for it.
+    Returns (lake, event path, environment for the validator)."""
     lake = os.path.join(work, "lake")
     shutil.rmtree(lake, ignore_errors=True)
     target = os.path.join(lake, "raw", "manual", "1", day)
     os.makedirs(target)
-    shutil.copy(path, os.path.join(target, name))
+    (shutil.move if move else shutil.copy)(path, os.path.join(target, name))
     event = os.path.join(work, "event.json")
     with open(event, "w") as out:
         json.dump({"Records": [{"s3": {"bucket": {"name": "local"}, "object": {"key": f"raw/manual/1/{day}/{name}"}}}]}, out)
     environment = dict(os.environ, DATABASE_URL=url, METERLAKE_LAKE_DIR=lake, METERLAKE_SCRATCH_DIR=work, AWS_LAMBDA_LOG_LEVEL="WARN")
     environment.pop("AWS_LAMBDA_RUNTIME_API", None)
+    return lake, event, environment
+
+
+def run_validator(path, name):
+    """Runs the validator on the landed file; returns (seconds, rows loaded)."""
+    _, event, environment = land(path, name)
     started = time.monotonic()
-    process = subprocess.Popen([validator, "--event", event], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    output, errors = process.communicate()
+    process = subprocess.run([validator, "--event", event], env=environment, capture_output=True)
     elapsed = time.monotonic() - started
-    response = json.loads(output)
-    loaded = response["files"][0]["rows_loaded"]
+    response = json.loads(process.stdout)
     if response["files"][0]["status"] != "validated":
-        sys.exit(f"validator did not validate {name}: {output[:500]} {errors[:500]}")
-    return elapsed, loaded
+        sys.exit(f"validator did not validate {name}: {process.stdout[:500]} {process.stderr[:500]}")
+    return elapsed, response["files"][0]["rows_loaded"]
 
 
 def peak_rss(path, name):
-    """Runs the validator and reads its own maximum RSS from wait4."""
-    lake = os.path.join(work, "lake")
-    shutil.rmtree(lake, ignore_errors=True)
-    target = os.path.join(lake, "raw", "manual", "1", day)
-    os.makedirs(target)
-    shutil.move(path, os.path.join(target, name))
-    event = os.path.join(work, "event.json")
-    with open(event, "w") as out:
-        json.dump({"Records": [{"s3": {"bucket": {"name": "local"}, "object": {"key": f"raw/manual/1/{day}/{name}"}}}]}, out)
-    environment = dict(os.environ, DATABASE_URL=url, METERLAKE_LAKE_DIR=lake, METERLAKE_SCRATCH_DIR=work, AWS_LAMBDA_LOG_LEVEL="WARN")
+    """Runs the validator and reads its own maximum RSS (MB) from wait4."""
+    _, event, environment = land(path, name, move=True)
     process = subprocess.Popen([validator, "--event", event], env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = status

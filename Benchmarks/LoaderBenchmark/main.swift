@@ -3,6 +3,7 @@
 // COPY does nothing else). Goal: the loader at >= 0.8x of COPY.
 //
 //   Benchmarks/run.sh   (starts a throwaway PostgreSQL and sets DATABASE_URL)
+import BenchmarkSupport
 import Core
 import Postgres
 
@@ -15,14 +16,6 @@ guard let url = getenv("DATABASE_URL").map({ String(cString: $0) }) else {
     fatalError("DATABASE_URL is not set: run Benchmarks/run.sh")
 }
 
-func seconds(_ body: () throws -> Void) rethrows -> Double {
-    var start = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &start)
-    try body()
-    var end = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &end)
-    return Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9
-}
 
 let connection = try PostgresConnection(url: url)
 try connection.runScript("DROP SCHEMA IF EXISTS bench CASCADE; CREATE SCHEMA bench; SET search_path TO bench")

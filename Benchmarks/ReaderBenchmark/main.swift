@@ -3,6 +3,7 @@
 // so the ratio is the result; absolute numbers are context.
 //
 //   swift build -c release --product reader-benchmark && .build/release/reader-benchmark [ROWS]
+import BenchmarkSupport
 import Core
 
 #if canImport(Glibc)
@@ -35,21 +36,7 @@ func writeFiles() -> (csv: String, ndjson: String) {
     return (csvPath, ndjsonPath)
 }
 
-func seconds(_ body: () throws -> Void) rethrows -> Double {
-    var start = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &start)
-    try body()
-    var end = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &end)
-    return Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9
-}
 
-/// Best of `runs`: the least disturbed measurement.
-func best(_ runs: Int = 3, _ body: () throws -> Void) rethrows -> Double {
-    var fastest = Double.infinity
-    for _ in 0..<runs { fastest = min(fastest, try seconds(body)) }
-    return fastest
-}
 
 func baseline(_ path: String) throws -> Double {
     try best {

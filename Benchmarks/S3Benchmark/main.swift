@@ -2,6 +2,7 @@
 // command fetching the same object from the same server in the same run.
 //
 //   Benchmarks/run.sh   (starts moto and sets MOTO_S3_ENDPOINT)
+import BenchmarkSupport
 import Core
 import HTTPClient
 
@@ -14,14 +15,6 @@ guard let endpoint = getenv("MOTO_S3_ENDPOINT").map({ String(cString: $0) }) els
     fatalError("MOTO_S3_ENDPOINT is not set: run Benchmarks/run.sh")
 }
 
-func seconds(_ body: () throws -> Void) rethrows -> Double {
-    var start = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &start)
-    try body()
-    var end = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &end)
-    return Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9
-}
 
 let directory = "/tmp/meterlake-s3bench-\(getpid())"
 mkdir(directory, 0o755)

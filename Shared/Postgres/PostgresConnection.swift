@@ -224,9 +224,12 @@ public struct CopyWriter {
 
     public mutating func null() { separate(); buffer += [0x5C, 0x4E] }
 
-    public mutating func text(_ value: String) {
+    public mutating func text(_ value: String) { text(utf8: value.utf8) }
+
+    /// UTF-8 text, escaped.
+    public mutating func text(utf8 bytes: some Sequence<UInt8>) {
         separate()
-        for byte in value.utf8 {
+        for byte in bytes {
             switch byte {
             case 0x5C: buffer += [0x5C, 0x5C]
             case 0x09: buffer += [0x5C, 0x74]
@@ -270,11 +273,6 @@ public struct CopyWriter {
         }
     }
 
-    /// Text already escaped for COPY (for callers that escape while serialising).
-    public mutating func escaped(_ serialise: (inout [UInt8]) -> Void) {
-        separate()
-        serialise(&buffer)
-    }
 
     public mutating func endRow() {
         buffer.append(0x0A)

@@ -231,12 +231,8 @@ public final class JSONDocumentRecordSource: RecordSource {
             default:
                 throw FileFormatError.notAnEnvelope(reason: "it starts with neither [ nor {")
             }
-        } catch let error as JSONSyntaxError {
-            throw .invalidJSON(error)
-        } catch let error as FileFormatError {
-            throw error
         } catch {
-            throw .unreadable(reason: "\(error)")
+            throw Self.fileError(error)
         }
     }
 
@@ -341,12 +337,17 @@ public final class JSONDocumentRecordSource: RecordSource {
             let value = try parser.parseValue(depth: 2)
             row += 1
             return try rawRecord(from: value, line: line, row: row)
-        } catch let error as JSONSyntaxError {
-            throw .invalidJSON(error)
-        } catch let error as FileFormatError {
-            throw error
         } catch {
-            throw .unreadable(reason: "\(error)")
+            throw Self.fileError(error)
+        }
+    }
+
+    /// The one place a parsing failure becomes the file's error.
+    private static func fileError(_ error: any Error) -> FileFormatError {
+        switch error {
+        case let syntax as JSONSyntaxError: .invalidJSON(syntax)
+        case let format as FileFormatError: format
+        default: .unreadable(reason: "\(error)")
         }
     }
 

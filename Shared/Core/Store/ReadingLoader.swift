@@ -246,7 +246,9 @@ public final class ReadingLoader {
                 if reading.otherMetrics.isEmpty {
                     writer.plain(bytes: CopyText.emptyObject)
                 } else {
-                    writer.escaped { buffer in CopyText.appendEscaped(JSONValue.object(reading.otherMetrics), to: &buffer) }
+                    var json = JSONWriter()
+                    json.value(.object(reading.otherMetrics))
+                    writer.text(utf8: json.bytes)
                 }
                 writer.plain(bytes: reading.quality.rawValue.utf8)
                 if ingestedAt.milliseconds != reading.ingestedAt {
@@ -307,20 +309,6 @@ enum CopyText {
         return bytes
     }
 
-    /// A JSON value's text with COPY's escapes (backslash, tab, newline, carriage return).
-    static func appendEscaped(_ value: JSONValue, to buffer: inout [UInt8]) {
-        var writer = JSONWriter()
-        writer.value(value)
-        for byte in writer.bytes {
-            switch byte {
-            case 0x5C: buffer += [0x5C, 0x5C]
-            case 0x09: buffer += [0x5C, 0x74]
-            case 0x0A: buffer += [0x5C, 0x6E]
-            case 0x0D: buffer += [0x5C, 0x72]
-            default: buffer.append(byte)
-            }
-        }
-    }
 }
 
 /// PostgreSQL array literals for parameters (`$1::text[]`).
