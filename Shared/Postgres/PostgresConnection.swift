@@ -224,20 +224,34 @@ public struct CopyWriter {
 
     public mutating func null() { separate(); buffer += [0x5C, 0x4E] }
 
-    public mutating func text(_ value: String) { text(utf8: value.utf8) }
+    public mutating func text(_ value: String) {
+        var value = value
+        value.withUTF8 { text(utf8: $0) }
+    }
 
-    /// UTF-8 text, escaped.
-    public mutating func text(utf8 bytes: some Sequence<UInt8>) {
+    /// UTF-8 text, escaped. (Concrete buffer types: a generic sequence here would not be
+    /// specialised across the module boundary and would cost a witness call per byte.)
+    public mutating func text(utf8 bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { text(utf8: $0) }
+    }
+
+    public mutating func text(utf8 bytes: UnsafeBufferPointer<UInt8>) {
         separate()
-        for byte in bytes {
-            switch byte {
-            case 0x5C: buffer += [0x5C, 0x5C]
-            case 0x09: buffer += [0x5C, 0x74]
-            case 0x0A: buffer += [0x5C, 0x6E]
-            case 0x0D: buffer += [0x5C, 0x72]
-            default: buffer.append(byte)
+        var start = 0
+        for index in 0..<bytes.count {
+            let escape: UInt8
+            switch bytes[index] {
+            case 0x5C: escape = 0x5C
+            case 0x09: escape = 0x74
+            case 0x0A: escape = 0x6E
+            case 0x0D: escape = 0x72
+            default: continue
             }
+            buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index]))
+            buffer += [0x5C, escape]
+            start = index + 1
         }
+        buffer.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<bytes.count]))
     }
 
     public mutating func text(_ value: String?) { if let value { text(value) } else { null() } }
@@ -249,7 +263,7 @@ public struct CopyWriter {
     }
 
     /// Bytes that need no escaping, written as they are.
-    public mutating func plain(bytes: some Sequence<UInt8>) {
+    public mutating func plain(bytes: [UInt8]) {
         separate()
         buffer.append(contentsOf: bytes)
     }

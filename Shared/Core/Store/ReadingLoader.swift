@@ -233,6 +233,8 @@ public final class ReadingLoader {
     private func copy(_ readings: [MeterReading], meterIDs: [Int64], ingestionID: Int64, into table: String) throws {
         // Rows are formatted straight into the COPY buffer: no string per value on this hot path.
         var ingestedAt: (milliseconds: Int64, text: [UInt8]) = (.min, [])
+        // Files repeat the same extras row after row: serialise a set once while it repeats.
+        var metrics: (members: [JSONMember], json: [UInt8]) = ([], CopyText.emptyObject)
         try connection.copy("COPY \(table) (\(Self.columns)) FROM STDIN") { writer in
             for (reading, meterID) in zip(readings, meterIDs) {
                 writer.integer(meterID)
@@ -243,14 +245,13 @@ public final class ReadingLoader {
                 writer.number(reading.powerW)
                 writer.number(reading.irradianceWm2)
                 writer.number(reading.temperatureC)
-                if reading.otherMetrics.isEmpty {
-                    writer.plain(bytes: CopyText.emptyObject)
-                } else {
+                if reading.otherMetrics != metrics.members {
                     var json = JSONWriter()
                     json.value(.object(reading.otherMetrics))
-                    writer.text(utf8: json.bytes)
+                    metrics = (reading.otherMetrics, json.bytes)
                 }
-                writer.plain(bytes: reading.quality.rawValue.utf8)
+                writer.text(utf8: metrics.json)
+                writer.plain(reading.quality.rawValue)
                 if ingestedAt.milliseconds != reading.ingestedAt {
                     ingestedAt = (reading.ingestedAt, Array(Timestamp.rfc3339(milliseconds: reading.ingestedAt).utf8))
                 }
@@ -270,7 +271,7 @@ extension CopyWriter {
         if value == value.rounded(), abs(value) < 1e15 {
             integer(Int64(value))
         } else {
-            plain(bytes: value.description.utf8)
+            plain(value.description)
         }
     }
 }
