@@ -127,20 +127,23 @@ csv_path, json_path = os.path.join(work, "bench.csv"), os.path.join(work, "bench
 write_csv(csv_path, rows)
 write_json(json_path, rows)
 
-results = {}
+dump = os.path.join(work, "canonical.tsv")
 for label, path, name in [("CSV", csv_path, "bench.csv"), ("JSON", json_path, "bench.json")]:
-    reset()
-    elapsed, loaded = run_validator(path, name)
-    assert loaded == rows, (label, loaded)
-    # The same rows, canonical, out of the table and back in with a plain COPY: the physical limit.
-    dump = os.path.join(work, "canonical.tsv")
-    psql(f"\\copy (SELECT * FROM meter_reading) TO '{dump}'")
-    psql("TRUNCATE meter_reading")
-    started = time.monotonic()
-    psql(f"\\copy meter_reading FROM '{dump}'")  # one statement: one transaction
-    copy_elapsed = time.monotonic() - started
-    results[label] = (rows / elapsed, rows / copy_elapsed)
-    print(f"{label:5} validator end to end {rows / elapsed:10.0f} rows/s   plain COPY {rows / copy_elapsed:10.0f} rows/s   ratio {copy_elapsed / elapsed:.3f}  (goal >= 0.8)")
+    # Alternating runs, best of three each: this machine is noisy, the ratio is the result.
+    best_validator = best_copy = float("inf")
+    for _ in range(3):
+        reset()
+        elapsed, loaded = run_validator(path, name)
+        assert loaded == rows, (label, loaded)
+        best_validator = min(best_validator, elapsed)
+        # The same rows, canonical, out of the table and back in with a plain COPY: the limit.
+        psql(f"\\copy (SELECT * FROM meter_reading) TO '{dump}'")
+        psql("TRUNCATE meter_reading")
+        started = time.monotonic()
+        psql(f"\\copy meter_reading FROM '{dump}'")  # one statement: one transaction
+        best_copy = min(best_copy, time.monotonic() - started)
+    print(f"{label:5} validator end to end {rows / best_validator:10.0f} rows/s   plain COPY {rows / best_copy:10.0f} rows/s   "
+          f"ratio {best_copy / best_validator:.3f}  (best of 3 each; goal >= 0.8)")
 
 print(f"init   exec -> first /next: {init_time():.1f} ms (best of 5; goal <= 20 ms)")
 reset()

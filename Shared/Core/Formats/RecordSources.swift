@@ -94,23 +94,38 @@ public final class CSVRecordSource: RecordSource {
     }
 }
 
+/// The field each key of the previous record named, by position: records repeat their keys, so
+/// the mapping is looked up once, not on every line.
+final class FieldCache {
+    private var entries: [(key: String, field: CanonicalField?)] = []
+
+    func field(for key: String, at index: Int) -> CanonicalField? {
+        if index < entries.count, entries[index].key == key { return entries[index].field }
+        let field = CanonicalField(header: key)
+        if index == entries.count { entries.append((key, field)) } else if index < entries.count { entries[index] = (key, field) }
+        return field
+    }
+}
+
 /// Maps the members of a JSON object to a raw record: canonical names case-insensitively, the
 /// rest (and the members of an `other_metrics` object) to `other_metrics`.
-func rawRecord(from value: JSONValue, line: Int, row: Int) throws(FileFormatError) -> RawRecord {
+func rawRecord(from value: JSONValue, line: Int, row: Int, fields: FieldCache = FieldCache()) throws(FileFormatError) -> RawRecord {
     guard case .object(let members) = value else {
         throw .notAReading(line: line, reason: "a reading must be a JSON object")
     }
     var raw = RawRecord(line: line, row: row)
     for (index, member) in members.enumerated() {
-        if let field = CanonicalField(header: member.key) {
+        if let field = fields.field(for: member.key, at: index) {
             guard raw[field] == nil else {
                 throw .notAReading(line: line, reason: "key \"\(member.key)\" appears twice (names are case-insensitive)")
             }
             raw[field] = .json(member.value)
         } else {
-            // Exact duplicates were refused by the parser; catch ones that differ in case only.
-            let lowered = member.key.lowercased()
-            if members[..<index].contains(where: { $0.key.count == member.key.count && $0.key.lowercased() == lowered }) {
+            // Exact duplicates were refused by the parser; catch ones that differ in case only
+            // (byte counts first: lowercasing every key of every record is costly).
+            let length = member.key.utf8.count
+            let earlier = members[..<index].filter { $0.key.utf8.count == length }
+            if !earlier.isEmpty, case let lowered = member.key.lowercased(), earlier.contains(where: { $0.key.lowercased() == lowered }) {
                 throw .notAReading(line: line, reason: "key \"\(member.key)\" appears twice (names are case-insensitive)")
             }
             raw.extras.append(member)
@@ -129,6 +144,7 @@ public final class NDJSONRecordSource: RecordSource {
     private var line = 0
     private var row = 0
     private let keyCache = JSONKeyCache()
+    private let fieldCache = FieldCache()
 
     public init(source: any ByteSource, limits: ValidationLimits, prefix: [UInt8] = []) {
         self.source = source
@@ -150,7 +166,7 @@ public final class NDJSONRecordSource: RecordSource {
                 throw .invalidJSON(JSONSyntaxError(reason: error.reason, line: line, column: error.column - 0))
             }
             row += 1
-            return try rawRecord(from: value, line: line, row: row)
+            return try rawRecord(from: value, line: line, row: row, fields: fieldCache)
         }
         return nil
     }
@@ -196,6 +212,7 @@ public final class JSONDocumentRecordSource: RecordSource {
     private var row = 0
     private var finished = false
     private var lineCursor = (position: 0, line: 1)
+    private let fieldCache = FieldCache()
     public private(set) var declaredUTCOffset: Int?
     public private(set) var declaredSiteID: String?
     /// The envelope's members other than `readings` (empty for a bare array).
@@ -336,7 +353,7 @@ public final class JSONDocumentRecordSource: RecordSource {
             let line = lineNumber(at: parser.position)
             let value = try parser.parseValue(depth: 2)
             row += 1
-            return try rawRecord(from: value, line: line, row: row)
+            return try rawRecord(from: value, line: line, row: row, fields: fieldCache)
         } catch {
             throw Self.fileError(error)
         }
