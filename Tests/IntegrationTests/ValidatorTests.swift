@@ -212,6 +212,29 @@ func csvRows(_ count: Int, bad: Set<Int> = []) -> [UInt8] {
         #expect(first.isRunning)
     }
 
+    @Test func aRetryAfterACrashBetweenCommitAndMoveFinishesTheMove() throws {
+        let harness = try ValidatorHarness()
+        defer { harness.stop() }
+        let key = try harness.land("crashed.csv", csvRows(5))
+        // The state a crash right after COMMIT leaves: recorded as validated, still in raw/.
+        let path = try scratchFile()
+        _ = try harness.store.get(key, to: path)
+        let sha = try FileDigest.sha256(path: path).hex
+        try harness.database.connect().query("""
+            INSERT INTO ingestion_log (bucket, key, size, sha256, status, rows_processed, rows_loaded)
+            VALUES ('lake', $1, 1, $2, 'validated', 5, 5)
+            """, [key, sha])
+        try harness.start()
+        let files = try harness.files(try harness.invoke([key], count: 1))
+        let destination = "validated/\(harness.day)/" + key.dropFirst(4)
+        #expect(files.map(\.status) == ["duplicate"])
+        #expect(files.first?.destination == destination)
+        #expect(try harness.store.head(key) == nil, "the move was finished")
+        #expect(try harness.store.head(destination) != nil)
+        #expect(try harness.database.connect().query("SELECT destination FROM ingestion_log")[0, "destination"] == destination)
+        #expect(try harness.count("SELECT count(*) AS n FROM meter_reading") == 0, "nothing was loaded again")
+    }
+
     @Test func handlesAHundredRecordsInOneEvent() throws {
         let harness = try ValidatorHarness()
         defer { harness.stop() }

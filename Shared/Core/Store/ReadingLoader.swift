@@ -10,8 +10,14 @@ public struct IngestedFile: Sendable, Equatable {
     public var sha256: String
     public var source: SourceSystem
     public var organizationID: Int64
+    /// Where the file will be moved once loaded; recorded in the same transaction as the load,
+    /// so a retry after a crash knows where to finish the move.
+    public var destination: String?
 
-    public init(bucket: String, key: String, size: Int64, etag: String? = nil, sha256: String, source: SourceSystem, organizationID: Int64) {
+    public init(
+        bucket: String, key: String, size: Int64, etag: String? = nil, sha256: String, source: SourceSystem, organizationID: Int64,
+        destination: String? = nil
+    ) {
         self.bucket = bucket
         self.key = key
         self.size = size
@@ -19,6 +25,7 @@ public struct IngestedFile: Sendable, Equatable {
         self.sha256 = sha256
         self.source = source
         self.organizationID = organizationID
+        self.destination = destination
     }
 }
 
@@ -91,7 +98,7 @@ public final class ReadingLoader {
                 try write(batch.readings, meterIDs: meterIDs, ingestionID: summary.ingestionID, state: &state, summary: &summary)
             }
             guard decide(summary) else { throw Declined() }
-            try closeLog(summary, violations: violations)
+            try closeLog(summary, violations: violations, destination: file.destination)
             return .loaded(summary)
             }
         } catch is Declined {
@@ -126,13 +133,13 @@ public final class ReadingLoader {
         return Int64(rows[0, "id"]!)!
     }
 
-    private func closeLog(_ summary: LoadSummary, violations: [SchemaViolation]) throws {
+    private func closeLog(_ summary: LoadSummary, violations: [SchemaViolation], destination: String?) throws {
         try connection.query("""
             UPDATE ingestion_log SET status = 'validated', rows_processed = $2, rows_loaded = $3, rows_rejected = $4,
-                errors = $5::jsonb, finished_at = now()
+                errors = $5::jsonb, destination = $6, finished_at = now()
             WHERE id = $1
             """, [String(summary.ingestionID), String(summary.rowsProcessed), String(summary.rowsLoaded),
-                  String(summary.rowsRejected), ViolationReport.json(violations)])
+                  String(summary.rowsRejected), ViolationReport.json(violations), destination])
     }
 
     private func ensurePartitions(for readings: [MeterReading], state: inout LoadState, summary: inout LoadSummary) throws {

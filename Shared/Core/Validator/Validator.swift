@@ -162,16 +162,27 @@ public final class Validator: LambdaHandler {
 
         if let previous = try recorded(sha: digest, key: key), previous.status == "validated" || previous.status == "quarantined" {
             // Loaded (or quarantined) before; the move did not finish. Finish it, change nothing else.
-            if let destination = previous.destination { try finishMove(key, to: destination) }
+            let destination = previous.destination
+                ?? LakeKey.destination(previous.status == "validated" ? "validated" : "quarantine", day: day, rawKey: key)
+            do {
+                if previous.destination == nil {
+                    try connection(key: key).query(
+                        "UPDATE ingestion_log SET destination = $1 WHERE sha256 = $2 AND key = $3", [destination, digest, key])
+                }
+                try finishMove(key, to: destination)
+            } catch {
+                throw transient(key, error, sha: nil)
+            }
             return FileResult(key: key, status: "duplicate", rowsProcessed: previous.processed, rowsLoaded: previous.loaded,
-                              rowsRejected: previous.rejected, destination: previous.destination, reason: nil)
+                              rowsRejected: previous.rejected, destination: destination, reason: nil)
         }
         guard context.remainingTime >= configuration.minimumTimeLeft else {
             throw transient(key, TransientFailure(key: key, reason: "too little time left (\(context.remainingTime)) to start a load"), sha: digest)
         }
 
+        let destination = LakeKey.destination("validated", day: day, rawKey: key)
         let file = IngestedFile(bucket: store.location, key: key, size: object.size, etag: object.etag, sha256: digest,
-                                source: lakeKey.source, organizationID: lakeKey.organizationID)
+                                source: lakeKey.source, organizationID: lakeKey.organizationID, destination: destination)
         var violations: [SchemaViolation] = []
         var totalViolations = 0
         let outcome: LoadOutcome
@@ -217,7 +228,6 @@ public final class Validator: LambdaHandler {
                                   organization: lakeKey.organizationID, reason: reason, summary: summary, violations: violations,
                                   fileError: nil, totalViolations: totalViolations)
         case .loaded(let summary):
-            let destination = LakeKey.destination("validated", day: day, rawKey: key)
             do {
                 if summary.rowsRejected > 0 {
                     try store.put(destination + ".report.json", body: .bytes(Self.report(
@@ -225,7 +235,6 @@ public final class Validator: LambdaHandler {
                         reason: "\(summary.rowsRejected) rejected rows were not loaded", summary: summary,
                         violations: violations, totalViolations: totalViolations, fileError: nil)), contentType: "application/json")
                 }
-                try connection(key: key).query("UPDATE ingestion_log SET destination = $1 WHERE id = $2", [destination, String(summary.ingestionID)])
                 try finishMove(key, to: destination)
             } catch {
                 throw transient(key, error, sha: nil)
