@@ -4,7 +4,10 @@ import Glibc
 
 /// A JSON value. Numbers keep their literal text, so values such as 9007199254740993 survive a
 /// round trip into `other_metrics` exactly; ``JSONValue/double`` converts on demand.
-public indirect enum JSONValue: Equatable, Sendable {
+///
+/// Not `indirect`: nesting goes through arrays, which are already references, and an indirect
+/// enum would box every string and number on the heap.
+public enum JSONValue: Equatable, Sendable {
     case null
     case bool(Bool)
     case number(String)
