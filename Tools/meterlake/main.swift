@@ -1,5 +1,6 @@
 // meterlake: the operator command. See `meterlake help`.
 import Core
+import FoundationEssentials
 import Postgres
 
 #if canImport(Glibc)
@@ -141,18 +142,9 @@ func state(_ arguments: ArraySlice<String>, environment: Environment) throws(Fai
         }
         do {
             let payload = try signer.verify(parsed.positional[0], vendor: vendor, now: now)
-            var writer = JSONWriter()
-            writer.beginObject()
-            writer.key("organization_id")
-            writer.number(payload.organizationID)
-            writer.key("vendor")
-            writer.string(payload.vendor)
-            writer.key("nonce")
-            writer.string(payload.nonce)
-            writer.key("issued_at")
-            writer.number(payload.issuedAt)
-            writer.endObject()
-            return String(decoding: writer.bytes, as: UTF8.self)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return String(decoding: try encoder.encode(payload), as: UTF8.self)
         } catch {
             throw .refused("\(error)")
         }
