@@ -37,6 +37,8 @@ final class ValidatorHarness {
         return process
     }
 
+    var lastProcess: ChildProcess? { processes.last }
+
     /// Uploads `bytes` to `raw/manual/42/2026-03-01/{name}` and returns the raw key.
     func land(_ name: String, _ bytes: [UInt8], source: String = "manual") throws -> String {
         let key = "raw/\(source)/42/2026-03-01/\(name)"
@@ -161,6 +163,17 @@ func csvRows(_ count: Int, bad: Set<Int> = []) -> [UInt8] {
         #expect(again.first?.rowsLoaded == 20)
         #expect(try harness.count("SELECT count(*) AS n FROM meter_reading") == 20)
         #expect(try harness.count("SELECT count(*) AS n FROM ingestion_log") == 1)
+        // Each file wrote a JSON log line with the request id and key, and an EMF metric line.
+        let process = try #require(harness.lastProcess)
+        harness.api.stop()
+        _ = try? process.waitForExit(timeout: 20)
+        let lines = process.logLines
+        let fileLines = lines.filter { $0["message"] as? String == "file validated" || $0["message"] as? String == "file duplicate" }
+        #expect(fileLines.count == 2)
+        #expect(fileLines.allSatisfy { $0["key"] as? String == key && ($0["requestId"] as? String)?.isEmpty == false && $0["level"] as? String == "INFO" })
+        let metrics = lines.filter { $0["_aws"] != nil }
+        #expect(metrics.map { $0["Status"] as? String } == ["validated", "duplicate"])
+        #expect(metrics.first?["RowsLoaded"] as? Int == 20)
     }
 
     @Test func postgresStoppedMidRunFailsTheInvocationAndTheRetryAfterARestartLoadsIt() throws {

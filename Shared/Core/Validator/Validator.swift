@@ -8,6 +8,16 @@ import Glibc
 
 /// One file's outcome, as the function returns it (see interfaces.md).
 public struct FileResult: Codable, Sendable, Equatable {
+    public init(key: String, status: String, rowsProcessed: Int, rowsLoaded: Int, rowsRejected: Int, destination: String?, reason: String?) {
+        self.key = key
+        self.status = status
+        self.rowsProcessed = rowsProcessed
+        self.rowsLoaded = rowsLoaded
+        self.rowsRejected = rowsRejected
+        self.destination = destination
+        self.reason = reason
+    }
+
     public var key: String
     /// `validated`, `quarantined`, `duplicate`, or `skipped` (not under `raw/`, or already gone:
     /// the validator never touches objects it does not own).
@@ -380,7 +390,7 @@ public final class Validator: LambdaHandler {
 public enum Metrics {
     public static let namespace = "Meterlake"
 
-    static func emit(_ result: FileResult, durationMilliseconds: Int64, requestID: String, now: Int64, output: LogOutput = .standardOutput) {
+    public static func emit(_ result: FileResult, durationMilliseconds: Int64, requestID: String, now: Int64, output: LogOutput = .standardOutput) {
         var writer = JSONWriter()
         writer.beginObject()
         writer.key("_aws")
