@@ -103,8 +103,6 @@ public final class TestHTTPServer: @unchecked Sendable {
         }
     }
 
-    public var isStopped: Bool { lock.withLock { stopped } }
-
     private func acceptLoop() {
         defer { _ = lock.withLock { close(listener) } }
         while true {

@@ -114,16 +114,13 @@ public struct JSONParser {
     public private(set) var position: Int
     let end: Int
     let maximumDepth: Int
-    /// Line counting for messages: the line of `lineStart` and where it starts.
-    let firstLine: Int
 
-    /// Parses `bytes[range]`; `firstLine` numbers the lines of messages (for NDJSON records).
-    public init(bytes: [UInt8], range: Range<Int>? = nil, maximumDepth: Int = 64, firstLine: Int = 1) {
+    /// Parses `bytes[range]`.
+    public init(bytes: [UInt8], range: Range<Int>? = nil, maximumDepth: Int = 64) {
         self.bytes = bytes
         self.position = range?.lowerBound ?? 0
         self.end = range?.upperBound ?? bytes.count
         self.maximumDepth = maximumDepth
-        self.firstLine = firstLine
     }
 
     /// Parses exactly one value with nothing but white space after it.
@@ -165,7 +162,7 @@ public struct JSONParser {
 
     /// An error at the current position.
     public func error(_ reason: String) -> JSONSyntaxError {
-        var line = firstLine
+        var line = 1
         var lineStart = 0
         var index = 0
         let stop = min(position, bytes.count)

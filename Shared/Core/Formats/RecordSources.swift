@@ -163,7 +163,8 @@ public final class NDJSONRecordSource: RecordSource {
                 value = try parser.parseValue(depth: 0)
                 try parser.expectEnd()
             } catch {
-                throw .invalidJSON(JSONSyntaxError(reason: error.reason, line: line, column: error.column - 0))
+                // The buffer may hold earlier lines: the record's own line number is the one to report.
+                throw .invalidJSON(JSONSyntaxError(reason: error.reason, line: line, column: error.column))
             }
             row += 1
             return try rawRecord(from: value, line: line, row: row, fields: fieldCache)
@@ -315,7 +316,7 @@ public final class JSONDocumentRecordSource: RecordSource {
             }
             declaredUTCOffset = seconds
         }
-        parser = JSONParser(bytes: bytes, range: readingsStart..<bytes.count, maximumDepth: parser.maximumDepthForReuse)
+        parser = JSONParser(bytes: bytes, range: readingsStart..<bytes.count, maximumDepth: parser.maximumDepth)
         try parser.expect(UInt8(ascii: "["))
         parser.keyCache = JSONKeyCache()
         parser.keyCacheDepth = 2
@@ -378,12 +379,12 @@ public final class JSONDocumentRecordSource: RecordSource {
     }
 }
 
-extension JSONParser {
-    var maximumDepthForReuse: Int { maximumDepth }
-}
-
 extension String {
+    /// Without leading and trailing spaces and tabs; the string itself when there are none.
     func trimmingSpaces() -> String {
-        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+        guard let first = utf8.first, let last = utf8.last, first == 0x20 || first == 0x09 || last == 0x20 || last == 0x09 else {
+            return self
+        }
+        return String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
     }
 }

@@ -146,10 +146,10 @@ private struct RecordContext {
         switch record[field] {
         case nil, .json(.null): return nil
         case .text(let text):
-            let trimmed = trim(text)
+            let trimmed = text.trimmingSpaces()
             return trimmed.isEmpty ? nil : trimmed
         case .json(.string(let text)):
-            let trimmed = trim(text)
+            let trimmed = text.trimmingSpaces()
             return trimmed.isEmpty ? nil : trimmed
         case .json(.number(let literal)) where allowNumber:
             return literal
@@ -257,7 +257,7 @@ private struct RecordContext {
                 var nested: JSONValue?
                 switch extra.value {
                 case .object: nested = extra.value
-                case .string(let text) where !trim(text).isEmpty:
+                case .string(let text) where !text.trimmingSpaces().isEmpty:
                     nested = try? JSONParser.parse(Array(text.utf8), maximumDepth: limits.maximumNestingDepth)
                 case .null, .string: continue
                 default: nested = nil
@@ -281,13 +281,6 @@ private struct RecordContext {
         case .json(.string(let text)): text
         case .json(let value): value.serialized
         }
-    }
-
-    private func trim(_ text: String) -> String {
-        guard let first = text.utf8.first, let last = text.utf8.last, first == 0x20 || first == 0x09 || last == 0x20 || last == 0x09 else {
-            return text
-        }
-        return String(text.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
     }
 }
 

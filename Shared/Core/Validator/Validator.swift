@@ -179,7 +179,7 @@ public final class Validator: LambdaHandler {
                     try connection(key: key).query(
                         "UPDATE ingestion_log SET destination = $1 WHERE sha256 = $2 AND key = $3", [destination, digest, key])
                 }
-                try finishMove(key, to: destination)
+                try store.move(from: key, to: destination)
             } catch {
                 throw transient(key, error, sha: nil)
             }
@@ -245,7 +245,7 @@ public final class Validator: LambdaHandler {
                         reason: "\(summary.rowsRejected) rejected rows were not loaded", summary: summary,
                         violations: violations, totalViolations: totalViolations, fileError: nil)), contentType: "application/json")
                 }
-                try finishMove(key, to: destination)
+                try store.move(from: key, to: destination)
             } catch {
                 throw transient(key, error, sha: nil)
             }
@@ -282,11 +282,6 @@ public final class Validator: LambdaHandler {
         }
         return FileResult(key: key, status: "quarantined", rowsProcessed: summary.rowsProcessed, rowsLoaded: 0,
                           rowsRejected: summary.rowsRejected, destination: destination, reason: reason)
-    }
-
-    /// Copy then delete; a destination already holding the file is fine (a retried move).
-    private func finishMove(_ key: String, to destination: String) throws {
-        try store.move(from: key, to: destination)
     }
 
     private func alreadyGone(_ key: String) throws -> FileResult {
