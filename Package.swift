@@ -24,6 +24,8 @@ let package = Package(
         .systemLibrary(
             name: "CZlib", path: "Shared/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .yum(["zlib-devel"])]),
         .systemLibrary(
+            name: "CZstd", path: "Shared/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"]), .yum(["libzstd-devel"])]),
+        .systemLibrary(
             name: "CLibPQ", path: "Shared/CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"]), .yum(["libpq-devel"])]),
         .systemLibrary(
             name: "COpenSSL", path: "Shared/COpenSSL", pkgConfig: "libcrypto",
@@ -36,15 +38,17 @@ let package = Package(
         .target(
             name: "Postgres", dependencies: ["CLibPQ"], path: "Shared/Postgres", swiftSettings: strict),
         .target(
-            name: "Compression", dependencies: ["CZlib"], path: "Shared/Compression", swiftSettings: strict),
+            name: "Compression", dependencies: ["CZlib", "CZstd"], path: "Shared/Compression", swiftSettings: strict),
         .target(
             name: "Cryptography", dependencies: ["COpenSSL"], path: "Shared/Cryptography",
             swiftSettings: strict),
 
         // MARK: - The shared core
+        // Pure Swift Parquet reader (zlib and libzstd reach it only through Compression).
+        .target(name: "Parquet", dependencies: ["Compression"], path: "Shared/Parquet", swiftSettings: strict),
         .target(
             name: "Core",
-            dependencies: ["HTTPClient", "Cryptography", "Compression", "Postgres", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Parquet", "HTTPClient", "Cryptography", "Compression", "Postgres", .product(name: "Logging", package: "swift-log")],
             path: "Shared/Core", swiftSettings: strict),
 
         // MARK: - Lambda functions (one executable each; build.sh bundles them as bootstrap)
@@ -78,6 +82,9 @@ let package = Package(
         .testTarget(
             name: "CoreTests", dependencies: ["Core", "Cryptography", "TestSupport"], path: "Tests/CoreTests",
             exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(
+            name: "ParquetTests", dependencies: ["Parquet", "TestSupport"], path: "Tests/ParquetTests",
+            exclude: ["make_corpus.py"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests", dependencies: ["Core", "HTTPClient", "Postgres", "Cryptography", "TestSupport"],
             path: "Tests/IntegrationTests", swiftSettings: strict),

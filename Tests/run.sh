@@ -20,6 +20,7 @@ check_boundary() {  # C module, adapter directory
 check_boundary CCurl Shared/HTTPClient
 check_boundary COpenSSL Shared/Cryptography
 check_boundary CZlib Shared/Compression
+check_boundary CZstd Shared/Compression
 check_boundary CLibPQ Shared/Postgres
 
 echo "==> building (debug, with tests)"

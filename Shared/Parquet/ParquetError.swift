@@ -1,0 +1,57 @@
+/// Why a Parquet file cannot be read. Every message says what was wrong and where (footer, row
+/// group, column, page offset), so a quarantine report can be acted on.
+public enum ParquetError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Not a Parquet file at all: too small, or the magic bytes are missing.
+    case notParquet(String)
+    /// A Parquet file whose bytes contradict themselves or the format.
+    case malformed(String)
+    /// A valid file that uses something this reader does not read (nested columns, encryption,
+    /// a codec or encoding outside the supported set).
+    case unsupported(String)
+    /// A declared size or count above the configured ``ParquetLimits`` (a guard against
+    /// allocation bombs).
+    case limitExceeded(String)
+    /// The file could not be read from its storage.
+    case io(String)
+
+    public var description: String {
+        switch self {
+        case .notParquet(let reason): "not a Parquet file: \(reason)"
+        case .malformed(let reason): "malformed Parquet: \(reason)"
+        case .unsupported(let reason): "unsupported Parquet feature: \(reason)"
+        case .limitExceeded(let reason): "Parquet limit exceeded: \(reason)"
+        case .io(let reason): "cannot read the Parquet file: \(reason)"
+        }
+    }
+
+    /// The same error with `context` (where it happened) in front of its message.
+    func located(_ context: String) -> ParquetError {
+        switch self {
+        case .notParquet(let reason): .notParquet(reason)
+        case .malformed(let reason): .malformed("\(context): \(reason)")
+        case .unsupported(let reason): .unsupported("\(context): \(reason)")
+        case .limitExceeded(let reason): .limitExceeded("\(context): \(reason)")
+        case .io(let reason): .io("\(context): \(reason)")
+        }
+    }
+}
+
+/// Caps on what a file may make the reader allocate. A declared size above a cap is refused
+/// before any allocation; the defaults are generous for real writers (pyarrow writes 1 MiB pages,
+/// Snowflake 128 MB row groups).
+public struct ParquetLimits: Sendable, Equatable {
+    /// The footer (FileMetaData).
+    public var maximumFooterBytes = 16 * 1024 * 1024
+    /// One page, compressed or not.
+    public var maximumPageBytes = 64 * 1024 * 1024
+    /// One column chunk as stored (read into memory whole).
+    public var maximumChunkBytes: Int64 = 512 * 1024 * 1024
+    /// Entries of one dictionary page.
+    public var maximumDictionaryEntries = 16 * 1024 * 1024
+    /// Leaf columns in the schema.
+    public var maximumColumns = 4096
+    /// Nesting of Thrift structures (Parquet metadata needs about 8).
+    public var maximumThriftDepth = 48
+
+    public init() {}
+}
