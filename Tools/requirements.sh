@@ -25,6 +25,10 @@ ensure_requirements() {
         echo "==> installing moto (S3 test server) and boto3 from PyPI"
         python3 -m pip install --quiet --disable-pip-version-check 'moto[server]' boto3 botocore
     fi
+    if ! python3 -c 'import pyarrow' 2>/dev/null; then
+        echo "==> installing pyarrow (writes the Parquet test corpus, the Parquet benchmark's baseline)"
+        python3 -m pip install --quiet --disable-pip-version-check pyarrow
+    fi
     if ! command -v cfn-lint >/dev/null || ! python3 -c 'import samtranslator' 2>/dev/null; then
         echo "==> installing cfn-lint and aws-sam-translator from PyPI"
         python3 -m pip install --quiet --disable-pip-version-check cfn-lint aws-sam-translator
