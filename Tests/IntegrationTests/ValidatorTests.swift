@@ -121,6 +121,30 @@ func csvRows(_ count: Int, bad: Set<Int> = []) -> [UInt8] {
         #expect(try harness.count("SELECT count(*) AS n FROM ingestion_log WHERE status = 'validated' AND destination LIKE 'validated/%'") == 5)
     }
 
+    @Test func loadsASnowflakeParquetUnloadAndQuarantinesABrokenOne() throws {
+        let harness = try ValidatorHarness()
+        defer { harness.stop() }
+        let unload = try sampleBytes("readings.parquet")
+        let good = try harness.land("data_0_0_0.snappy.parquet", unload, source: "snowflake")
+        let cut = try harness.land("data_0_1_0.snappy.parquet", Array(unload.prefix(unload.count / 2)), source: "snowflake")
+        try harness.start()
+        let files = try harness.files(try harness.invoke([good, cut], count: 1))
+        #expect(files.map(\.status) == ["validated", "quarantined"])
+        #expect(files[0].rowsLoaded == 4 && files[0].rowsRejected == 0)
+        #expect(files[1].reason == "the file is structurally broken: not a Parquet file: the file does not end with PAR1")
+        let rows = try harness.database.connect().query("""
+            SELECT m.external_device_id, r.reading_interval_seconds AS s, r.energy_wh::text AS e, r.other_metrics::text AS m, r.quality AS q
+            FROM meter_reading r JOIN meter m ON m.id = r.meter_id WHERE m.data_source_id = 5
+            ORDER BY m.external_device_id, r."timestamp"
+            """)
+        #expect(rows.count == 4)
+        #expect(rows[0, "e"] == "1250.5" && rows[0, "m"] == #"{"INVERTER_MODE": "MPPT"}"#)
+        #expect(rows[3, "s"] == "3600" && rows[3, "q"] == "estimated" && rows[3, "e"] == "4800.25")
+        #expect(try harness.store.head("validated/\(harness.day)/snowflake/42/2026-03-01/data_0_0_0.snappy.parquet") != nil)
+        #expect(try harness.store.head("quarantine/\(harness.day)/snowflake/42/2026-03-01/data_0_1_0.snappy.parquet.report.json") != nil)
+        #expect(try harness.store.list(prefix: "raw/").isEmpty)
+    }
+
     @Test func aPartlyBadFileLoadsItsGoodRowsAndReportsTheRest() throws {
         let harness = try ValidatorHarness()
         defer { harness.stop() }

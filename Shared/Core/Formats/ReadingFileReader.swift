@@ -1,3 +1,5 @@
+import Parquet
+
 /// The formats of the upload file format.
 public enum FileFormat: String, Sendable, Equatable {
     case csv, ndjson, json, parquet
@@ -31,9 +33,10 @@ public struct ReadingBatch: Sendable {
     }
 }
 
-/// Reads a landed file of the upload format (CSV, NDJSON, JSON; each optionally gzip) as
-/// batches of checked canonical readings. Memory stays bounded by one batch for CSV and NDJSON;
-/// whole JSON documents are capped by ``ValidationLimits/maximumDocumentBytes``.
+/// Reads a landed file of the upload format (CSV, NDJSON, JSON, each optionally gzip; Parquet)
+/// as batches of checked canonical readings. Memory stays bounded by one batch for CSV and
+/// NDJSON and by one row group's stored chunks plus a page per column for Parquet; whole JSON
+/// documents are capped by ``ValidationLimits/maximumDocumentBytes``.
 ///
 /// A ``FileFormatError`` means the file is structurally broken and nothing of it may load;
 /// row-level problems come back as violations in the batches.
@@ -42,16 +45,41 @@ public final class ReadingFileReader {
     private let records: any RecordSource
     private var decoder: ReadingDecoder
 
+    /// Reads the file at `path`. Parquet is read with random access (its metadata is at the
+    /// end); every other format streams.
+    ///
     /// - Parameters:
     ///   - name: The object key or file name (its extension guides detection).
     ///   - now: Unix seconds, for the future-timestamp check.
     ///   - ingestedAt: Unix milliseconds stamped on every reading.
-    public init(
+    public convenience init(
+        path: String, name: String, sourceSystem: SourceSystem, organizationID: Int64,
+        limits: ValidationLimits = ValidationLimits(), now: Int64, ingestedAt: Int64
+    ) throws(FileFormatError) {
+        let input: FileInput
+        do { input = try FileInput(path: path) } catch { throw .unreadable(reason: error.description) }
+        var head: [UInt8] = []
+        if input.size >= 4 {
+            do { head = try input.read(offset: 0, count: 4) } catch { throw .unreadable(reason: error.description) }
+        }
+        let parquetName = name.lowercased().hasSuffix(".parquet") && !head.starts(with: Self.gzipMagic)
+        if head == Self.parquetMagic || parquetName {
+            self.init(records: try ParquetRecordSource(input: input, limits: limits), detected: DetectedFormat(format: .parquet, gzip: false),
+                      sourceSystem: sourceSystem, organizationID: organizationID, limits: limits, now: now, ingestedAt: ingestedAt)
+        } else {
+            try self.init(source: try FileByteSource(path: path), name: name, sourceSystem: sourceSystem, organizationID: organizationID,
+                          limits: limits, now: now, ingestedAt: ingestedAt)
+        }
+    }
+
+    /// Reads a stream. A Parquet stream (gzip-compressed, or not from a file) is first held in
+    /// memory, up to ``ValidationLimits/maximumDocumentBytes``.
+    public convenience init(
         source: any ByteSource, name: String, sourceSystem: SourceSystem, organizationID: Int64,
         limits: ValidationLimits = ValidationLimits(), now: Int64, ingestedAt: Int64
     ) throws(FileFormatError) {
         let first = try Self.readAtLeast(4, from: source)
-        let gzip = first.starts(with: [0x1F, 0x8B])
+        let gzip = first.starts(with: Self.gzipMagic)
         var stream: any ByteSource = PrefixedByteSource(prefix: first, then: source)
         if gzip { stream = try GzipByteSource(stream, limits: limits) }
 
@@ -60,7 +88,7 @@ public final class ReadingFileReader {
         var lowered = name.lowercased()
         if lowered.hasSuffix(".gz") { lowered.removeLast(3) }
         let format: FileFormat
-        if head.starts(with: Array("PAR1".utf8)) || lowered.hasSuffix(".parquet") {
+        if head.starts(with: Self.parquetMagic) || lowered.hasSuffix(".parquet") {
             format = .parquet
         } else if lowered.hasSuffix(".csv") {
             format = .csv
@@ -76,20 +104,38 @@ public final class ReadingFileReader {
             default: format = .csv
             }
         }
-        detected = DetectedFormat(format: format, gzip: gzip)
         let rest = PrefixedByteSource(prefix: head, then: stream)
+        let records: any RecordSource
         switch format {
         case .csv: records = try CSVRecordSource(source: rest, limits: limits)
         case .ndjson: records = NDJSONRecordSource(source: rest, limits: limits)
         case .json:
             records = try JSONDocumentRecordSource(source: rest, limits: limits, expectedSource: sourceSystem, expectedOrganization: organizationID)
         case .parquet:
-            throw .unsupportedFormat("Parquet is not read yet (it arrives with the Parquet reader); the file is kept in quarantine")
+            var bytes: [UInt8] = []
+            while case let chunk = try rest.read(), !chunk.isEmpty {
+                bytes += chunk
+                guard bytes.count <= limits.maximumDocumentBytes else { throw .documentTooLarge(limit: limits.maximumDocumentBytes) }
+            }
+            records = try ParquetRecordSource(input: MemoryInput(bytes), limits: limits)
         }
+        self.init(records: records, detected: DetectedFormat(format: format, gzip: gzip), sourceSystem: sourceSystem,
+                  organizationID: organizationID, limits: limits, now: now, ingestedAt: ingestedAt)
+    }
+
+    private init(
+        records: any RecordSource, detected: DetectedFormat, sourceSystem: SourceSystem, organizationID: Int64,
+        limits: ValidationLimits, now: Int64, ingestedAt: Int64
+    ) {
+        self.records = records
+        self.detected = detected
         decoder = ReadingDecoder(limits: limits, source: sourceSystem, organizationID: organizationID, now: now, ingestedAt: ingestedAt)
         decoder.declaredUTCOffset = records.declaredUTCOffset
         decoder.declaredSiteID = records.declaredSiteID
     }
+
+    static let gzipMagic: [UInt8] = [0x1F, 0x8B]
+    static let parquetMagic: [UInt8] = Array("PAR1".utf8)
 
     /// The next batch of at most `maximumRows` records, or `nil` when the file is done.
     public func nextBatch(maximumRows: Int = 10_000) throws(FileFormatError) -> ReadingBatch? {

@@ -1,7 +1,15 @@
-/// A value as a reader found it: CSV text, or a JSON value.
+/// A value as a reader found it: CSV text, a JSON value, or a typed Parquet value.
 public enum RawField: Sendable, Equatable {
     case text(String)
     case json(JSONValue)
+    /// A whole number (Parquet integers, DECIMAL with scale 0).
+    case integer(Int64)
+    /// A binary floating-point number (Parquet FLOAT, DOUBLE, scaled DECIMAL).
+    case number(Double)
+    /// A point in time: whole Unix seconds plus `nanoseconds` (0..<10^9). `zoned` is false for a
+    /// zone-less wall-clock value (Parquet TIMESTAMP with isAdjustedToUTC = false, DATE), which
+    /// is read as UTC unless the file's `utc_offset` or the configured default says otherwise.
+    case timestamp(seconds: Int64, nanoseconds: Int32, zoned: Bool)
 }
 
 /// One record before checking: its canonical fields (indexed by ``CanonicalField``), the extra
@@ -153,7 +161,11 @@ private struct RecordContext {
             return trimmed.isEmpty ? nil : trimmed
         case .json(.number(let literal)) where allowNumber:
             return literal
-        case .json:
+        case .integer(let value) where allowNumber:
+            return String(value)
+        case .number(let value) where allowNumber:
+            return value.description
+        case .json, .integer, .number, .timestamp:
             violation(.invalidType, field, "expected \(allowNumber ? "a string or number" : "a string")")
             return nil
         }
@@ -184,9 +196,20 @@ private struct RecordContext {
     }
 
     mutating func number(_ field: CanonicalField) -> Double? {
-        if case .json(.bool) = record[field] {
+        switch record[field] {
+        case .json(.bool)?, .timestamp?:
             violation(.invalidType, field, "expected a number")
             return nil
+        case .integer(let value)?:
+            return Double(value)
+        case .number(let value)?:
+            guard value.isFinite else {
+                violation(.notFinite, field, "NaN and infinite values are not readings")
+                return nil
+            }
+            return value
+        default:
+            break
         }
         guard let text = text(field) else { return nil }
         guard let value = Text.double(text) else {
@@ -202,7 +225,7 @@ private struct RecordContext {
 
     mutating func interval() -> Int? {
         guard let text = required(.readingIntervalSeconds) else { return nil }
-        guard let seconds = Int(text) else {
+        guard let seconds = Int(text) ?? wholeNumber(record[.readingIntervalSeconds]) else {
             violation(.invalidInterval, .readingIntervalSeconds, "not a whole number of seconds")
             return nil
         }
@@ -231,7 +254,20 @@ private struct RecordContext {
         return offset
     }
 
+    /// A typed number that is a whole number (a DOUBLE 300.0 is an interval of 300 s).
+    private func wholeNumber(_ field: RawField?) -> Int? {
+        guard case .number(let value)? = field, value.rounded() == value, abs(value) < 1e15 else { return nil }
+        return Int(value)
+    }
+
     mutating func timestamp(offset: Int?) -> Int64? {
+        if case .timestamp(let seconds, let nanoseconds, let zoned)? = record[.timestamp] {
+            guard nanoseconds == 0 else {
+                violation(.invalidTimestamp, .timestamp, "fractional seconds: an interval starts on a whole second")
+                return nil
+            }
+            return zoned ? seconds : seconds - Int64(offset ?? 0)
+        }
         guard let text = required(.timestamp, allowNumber: false) else { return nil }
         switch ISO8601.parse(text) {
         case .invalid(let reason):
@@ -280,6 +316,10 @@ private struct RecordContext {
         case .text(let text): text
         case .json(.string(let text)): text
         case .json(let value): value.serialized
+        case .integer(let value): String(value)
+        case .number(let value): value.description
+        case .timestamp(let seconds, let nanoseconds, let zoned):
+            Timestamp.rfc3339(seconds: seconds, nanoseconds: nanoseconds, zoned: zoned)
         }
     }
 }

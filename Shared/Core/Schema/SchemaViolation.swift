@@ -1,3 +1,5 @@
+import Parquet
+
 /// One rule a row broke, with where and what: the file's line, the data row, the column and the
 /// offending value (cut to 100 characters).
 public struct SchemaViolation: Equatable, Sendable, CustomStringConvertible {
@@ -24,7 +26,8 @@ public struct SchemaViolation: Equatable, Sendable, CustomStringConvertible {
     }
 
     public var code: Code
-    /// The line in the file (CSV, NDJSON) or the element's line (JSON) where the row starts.
+    /// The line in the file (CSV, NDJSON) or the element's line (JSON) where the row starts;
+    /// 0 for Parquet, which has rows but no lines.
     public var line: Int
     /// The 1-based data row (header excluded).
     public var row: Int
@@ -42,7 +45,7 @@ public struct SchemaViolation: Equatable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        "line \(line), row \(row), column \(column), value \"\(value)\": \(message) [\(code.rawValue)]"
+        "\(line > 0 ? "line \(line), " : "")row \(row), column \(column), value \"\(value)\": \(message) [\(code.rawValue)]"
     }
 }
 
@@ -59,6 +62,10 @@ public enum FileFormatError: Error, Equatable, Sendable, CustomStringConvertible
     case emptyHeader(column: Int)
     case duplicateHeader(name: String)
     case missingColumns([String])
+    /// Required columns missing from a Parquet file whose columns all have generic names.
+    case missingColumnsGenericNames([String])
+    /// The Parquet reader refused the file (malformed, unsupported or over a limit).
+    case parquet(ParquetError)
     case invalidJSON(JSONSyntaxError)
     case notAReading(line: Int, reason: String)
     case documentTooLarge(limit: Int)
@@ -84,6 +91,9 @@ public enum FileFormatError: Error, Equatable, Sendable, CustomStringConvertible
         case .emptyHeader(let column): "header column \(column) has no name"
         case .duplicateHeader(let name): "column \"\(name)\" appears twice in the header (names are case-insensitive)"
         case .missingColumns(let names): "required columns missing: \(names.joined(separator: ", "))"
+        case .missingColumnsGenericNames(let names):
+            "required columns missing: \(names.joined(separator: ", ")); the columns have generic names (_COL_0, …): unload from Snowflake with HEADER = TRUE"
+        case .parquet(let error): error.description
         case .invalidJSON(let error): error.description
         case .notAReading(let line, let reason): "line \(line): \(reason)"
         case .documentTooLarge(let limit): "the JSON document is larger than \(limit) bytes; use NDJSON for large files"

@@ -1,3 +1,5 @@
+import Parquet
+
 /// Every limit the readers and schema checks apply, in one value. The defaults are the product's;
 /// a deployment or a test changes a copy.
 public struct ValidationLimits: Sendable, Equatable {
@@ -21,6 +23,8 @@ public struct ValidationLimits: Sendable, Equatable {
     public var maximumFieldBytes = 64 * 1024
     public var maximumRecordBytes = 1024 * 1024
     public var maximumColumns = 256
+    /// What a Parquet file may make the reader allocate (page, chunk, footer and dictionary caps).
+    public var parquet = ParquetLimits()
     /// Whole JSON documents (not NDJSON) are read into memory up to this size.
     public var maximumDocumentBytes = 256 * 1024 * 1024
     public var maximumNestingDepth = 64

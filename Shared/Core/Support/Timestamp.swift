@@ -41,13 +41,30 @@ public enum Timestamp {
     /// `2026-03-01T06:15:02.301Z` for a time in epoch milliseconds.
     public static func rfc3339(milliseconds: Int64) -> String {
         let (seconds, millis) = floorDivide(milliseconds, 1000)
+        return dateTime(seconds: seconds) + "." + pad(Int(millis), 3) + "Z"
+    }
+
+    /// `2026-03-01T06:15:02Z`, with the fraction only when there is one (to the nanosecond);
+    /// without the `Z` for a zone-less wall-clock time (`zoned` false).
+    public static func rfc3339(seconds: Int64, nanoseconds: Int32, zoned: Bool) -> String {
+        var text = dateTime(seconds: seconds)
+        if nanoseconds != 0 {
+            var fraction = pad(Int(nanoseconds), 9)
+            while fraction.hasSuffix("0") { fraction.removeLast() }
+            text += "." + fraction
+        }
+        return zoned ? text + "Z" : text
+    }
+
+    /// `2026-03-01T06:15:02` for a time in epoch seconds.
+    private static func dateTime(seconds: Int64) -> String {
         let (days, secondOfDay) = floorDivide(seconds, 86_400)
         let date = civil(days: Int(days))
         var text = ""
         text.reserveCapacity(24)
         text += pad(date.year, 4) + "-" + pad(date.month, 2) + "-" + pad(date.day, 2)
         text += "T" + pad(Int(secondOfDay / 3600), 2) + ":" + pad(Int(secondOfDay / 60 % 60), 2)
-        text += ":" + pad(Int(secondOfDay % 60), 2) + "." + pad(Int(millis), 3) + "Z"
+        text += ":" + pad(Int(secondOfDay % 60), 2)
         return text
     }
 

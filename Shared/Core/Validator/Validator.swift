@@ -198,7 +198,7 @@ public final class Validator: LambdaHandler {
         let outcome: LoadOutcome
         do {
             let reader = try ReadingFileReader(
-                source: try FileByteSource(path: scratch), name: key, sourceSystem: lakeKey.source,
+                path: scratch, name: key, sourceSystem: lakeKey.source,
                 organizationID: lakeKey.organizationID, limits: configuration.limits, now: clock() / 1000, ingestedAt: clock())
             let threshold = configuration.rejectThreshold
             // Parse and check the next batches while this one is loading.

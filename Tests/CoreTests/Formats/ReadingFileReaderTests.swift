@@ -136,8 +136,9 @@ let expectedSampleReadings: [MeterReading] = [
         #expect(try read(try sample("readings.json"), name: "upload").format.format == .json)
         #expect(try read(try sample("readings.csv"), name: "upload").format.format == .csv)
         #expect(try read(try sample("readings.csv"), name: "UPLOAD.CSV").readings.count == 4)
-        #expect(throws: FileFormatError.unsupportedFormat("Parquet is not read yet (it arrives with the Parquet reader); the file is kept in quarantine")) {
-            try read(Array("PAR1....".utf8), name: "unload_0_0_0.snappy.parquet")
+        #expect(try read(try sample("readings.parquet"), name: "upload").format == DetectedFormat(format: .parquet, gzip: false))
+        #expect(throws: FileFormatError.parquet(.notParquet("the file does not end with PAR1"))) {
+            try read(Array("PAR1....PAR0".utf8), name: "unload_0_0_0.snappy.parquet")
         }
     }
 
