@@ -69,6 +69,9 @@ let package = Package(
             name: "loader-benchmark", dependencies: ["BenchmarkSupport", "Core", "Postgres"], path: "Benchmarks/LoaderBenchmark",
             swiftSettings: strict),
         .executableTarget(
+            name: "parquet-benchmark", dependencies: ["BenchmarkSupport", "Core", "Parquet"], path: "Benchmarks/ParquetBenchmark",
+            swiftSettings: strict),
+        .executableTarget(
             name: "s3-benchmark", dependencies: ["BenchmarkSupport", "Core", "HTTPClient"], path: "Benchmarks/S3Benchmark", swiftSettings: strict),
 
         // MARK: - Tests

@@ -8,10 +8,12 @@ rows="${1:-1000000}"
 swift build -c release --product reader-benchmark
 swift build -c release --product loader-benchmark
 swift build -c release --product s3-benchmark
+swift build -c release --product parquet-benchmark
 swift build -c release --product validator
 swift build -c release --product meterlake
 .build/release/reader-benchmark "$rows"
 echo
+python3 Benchmarks/parquet_benchmark.py .build/release/parquet-benchmark "$rows"
 source Tests/services.sh
 start_postgres
 .build/release/loader-benchmark "$rows"

@@ -149,13 +149,8 @@ public final class ColumnChunkReader {
     /// many rows have a value. `nil` flags mean every row has one.
     private static func definitionLevels(_ cursor: ByteCursor, rows: Int) throws(ParquetError) -> ([Bool]?, Int) {
         var decoder = try HybridDecoder(cursor, bitWidth: 1, what: "definition levels")
-        let levels = try decoder.decode(count: rows)
-        var present = 0
-        for level in levels {
-            guard level <= 1 else { throw .malformed("definition level \(level) in a flat column (at most 1)") }
-            present += Int(level)
-        }
-        return (present == rows ? nil : levels.map { $0 == 1 }, present)
+        let (flags, present) = try decoder.decodeFlags(count: rows)
+        return (present == rows ? nil : flags, present)
     }
 
     private func decodeValues(_ cursor: inout ByteCursor, encoding: Int32, count: Int) throws(ParquetError) -> ColumnStorage {

@@ -102,10 +102,12 @@ struct HybridDecoder {
         self.what = what
     }
 
-    /// Decodes exactly `count` values into `output`.
-    mutating func decode(into output: UnsafeMutablePointer<UInt32>, count: Int) throws(ParquetError) {
+    /// Decodes exactly `count` values into `output` (values wider than `T` are truncated; the
+    /// callers pick a `T` that holds `bitWidth` bits).
+    mutating func decode<T: FixedWidthInteger & UnsignedInteger>(into output: UnsafeMutablePointer<T>, count: Int) throws(ParquetError) {
         var produced = 0
         let valueBytes = (bitWidth + 7) / 8
+        let mask: UInt64 = bitWidth == 0 ? 0 : (1 << UInt64(bitWidth)) - 1
         while produced < count {
             let header = try cursor.varint(what)
             guard header >> 1 <= UInt64(Int32.max) else { throw .malformed("\(what): a run longer than 2^31 values") }
@@ -113,11 +115,11 @@ struct HybridDecoder {
             guard length > 0 else { throw .malformed("\(what): a run of length 0") }
             if header & 1 == 0 {
                 guard cursor.remaining >= valueBytes else { throw .malformed("\(what): the data ends inside a run") }
-                var value: UInt32 = 0
-                for index in 0..<valueBytes { value |= UInt32(cursor.base[cursor.position + index]) << UInt32(8 * index) }
+                var value: UInt64 = 0
+                for index in 0..<valueBytes { value |= UInt64(cursor.base[cursor.position + index]) << UInt64(8 * index) }
                 cursor.position += valueBytes
                 let take = min(length, count - produced)
-                (output + produced).update(repeating: value, count: take)
+                (output + produced).update(repeating: T(truncatingIfNeeded: value), count: take)
                 produced += take
             } else {
                 // `length` groups of 8 values; the last run of a page may stop short of its padding.
@@ -129,12 +131,21 @@ struct HybridDecoder {
                 }
                 let start = cursor.base + cursor.position
                 let available = cursor.remaining
+                let out = output + produced
                 if bitWidth == 0 {
-                    (output + produced).update(repeating: 0, count: take)
+                    out.update(repeating: 0, count: take)
                 } else {
+                    // Values whose 8-byte window lies inside the data load it whole (w <= 32, so
+                    // shift + w < 64); the last few are assembled byte by byte.
+                    let fast = available >= 8 ? min(take, (available - 8) * 8 / bitWidth + 1) : 0
                     var bit = 0
-                    for index in 0..<take {
-                        output[produced + index] = UInt32(truncatingIfNeeded: loadBits(start, count: available, bit: bit, width: bitWidth))
+                    for index in 0..<fast {
+                        let word = UnsafeRawPointer(start + (bit >> 3)).loadUnaligned(as: UInt64.self).littleEndian
+                        out[index] = T(truncatingIfNeeded: (word >> UInt64(bit & 7)) & mask)
+                        bit += bitWidth
+                    }
+                    for index in fast..<take {
+                        out[index] = T(truncatingIfNeeded: loadBits(start, count: available, bit: bit, width: bitWidth))
                         bit += bitWidth
                     }
                 }
@@ -152,6 +163,28 @@ struct HybridDecoder {
             try decode(into: buffer.baseAddress!.assumingMemoryBound(to: UInt32.self), count: count)
         }
         return values
+    }
+
+    /// Decodes `count` levels of a flat column (each 0 or 1) as flags, and counts the ones.
+    mutating func decodeFlags(count: Int) throws(ParquetError) -> (flags: [Bool], ones: Int) {
+        guard count > 0 else { return ([], 0) }
+        var levels = [UInt8](repeating: 0, count: count)
+        try levels.withMutableBytes { buffer throws(ParquetError) in
+            try decode(into: buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), count: count)
+        }
+        var ones = 0
+        var largest: UInt8 = 0
+        for level in levels {
+            ones &+= Int(level)
+            largest |= level
+        }
+        guard largest <= 1 else { throw .malformed("\(what): a level above 1 in a flat column") }
+        let flags = [Bool](unsafeUninitializedCapacity: count) { buffer, initialized in
+            // Every byte is 0 or 1 (checked above): exactly Bool's representation.
+            levels.withUnsafeBytes { UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: $0.baseAddress!, byteCount: count) }
+            initialized = count
+        }
+        return (flags, ones)
     }
 }
 
@@ -296,14 +329,25 @@ enum ValueDecoder {
         guard count > 0 else { return dictionary.emptyOfSameKind }
         let width = Int(try cursor.byte(what))
         var decoder = try HybridDecoder(cursor, bitWidth: width, what: "\(what) dictionary indices")
-        let indices = try decoder.decode(count: count)
+        var indices = [Int32](repeating: 0, count: count)
+        try indices.withMutableBytes { buffer throws(ParquetError) in
+            try decoder.decode(into: buffer.baseAddress!.assumingMemoryBound(to: UInt32.self), count: count)
+        }
         cursor = decoder.cursor
         var largest: UInt32 = 0
-        for index in indices where index > largest { largest = index }
+        for index in indices { largest = max(largest, UInt32(bitPattern: index)) }
         guard Int(largest) < dictionary.count else {
             throw .malformed("\(what): dictionary index \(largest) out of range (the dictionary has \(dictionary.count) entries)")
         }
-        func gather<T>(_ entries: [T]) -> [T] { indices.map { entries[Int($0)] } }
+        // Every index is below the dictionary's size: gather without a check per value.
+        func gather<T>(_ entries: [T]) -> [T] {
+            entries.withUnsafeBufferPointer { table in
+                [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    for position in 0..<count { (buffer.baseAddress! + position).initialize(to: table[Int(indices[position])]) }
+                    initialized = count
+                }
+            }
+        }
         switch dictionary {
         case .boolean(let entries): return .boolean(gather(entries))
         case .int32(let entries): return .int32(gather(entries))
@@ -311,8 +355,8 @@ enum ValueDecoder {
         case .int96(let entries): return .int96(gather(entries))
         case .float(let entries): return .float(gather(entries))
         case .double(let entries): return .double(gather(entries))
-        case .bytes(let entries): return .dictionary(entries, indices: indices.map { Int32(bitPattern: $0) })
-        case .dictionary(let entries, let inner): return .dictionary(entries, indices: indices.map { inner[Int($0)] })
+        case .bytes(let entries): return .dictionary(entries, indices: indices)
+        case .dictionary(let entries, let inner): return .dictionary(entries, indices: gather(inner))
         }
     }
 

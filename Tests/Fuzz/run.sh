@@ -14,6 +14,8 @@ rm -rf "$out/modules" && mkdir -p "$out/modules" "$out/corpus" "$out/crashes"
 
 flags=(-sanitize=fuzzer,address -parse-as-library -O -g -swift-version 6 -I "$out/modules")
 echo "==> building the fuzz target (Compression, Parquet, ParquetFuzz with -sanitize=fuzzer,address)"
+# gold warns about every ASan helper symbol it cannot export; those lines say nothing.
+exec 3>&2 2> >(grep -v "Cannot export local symbol" >&3)
 swiftc "${flags[@]}" -module-name Compression -emit-module -emit-module-path "$out/modules/Compression.swiftmodule" \
     -emit-library -static -o "$out/libCompression.a" -I Shared/CZlib -I Shared/CZstd Shared/Compression/*.swift
 swiftc "${flags[@]}" -module-name Parquet -emit-module -emit-module-path "$out/modules/Parquet.swiftmodule" \
@@ -21,6 +23,7 @@ swiftc "${flags[@]}" -module-name Parquet -emit-module -emit-module-path "$out/m
 swiftc "${flags[@]}" -I Shared/CZlib -I Shared/CZstd Tests/Fuzz/ParquetFuzz.swift "$out/libParquet.a" "$out/libCompression.a" \
     -lz -lzstd -o "$out/parquet-fuzz"
 
+exec 2>&3
 if [ -z "$(ls -A "$out/corpus")" ]; then
     echo "==> seeding from the pyarrow corpus"
     python3 Tests/ParquetTests/make_corpus.py "$out/seeds" >/dev/null
