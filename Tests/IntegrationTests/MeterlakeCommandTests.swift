@@ -103,13 +103,14 @@ import TestSupport
         let run = try run(["local", "--lake", lake, "--validator", try BuiltBinary.path("validator"), "--samples", samples],
                           environment: ["DATABASE_URL": database.url])
         #expect(run.status == 0, "\(run.err)")
-        #expect(run.out.contains("partly bad.csv        validated    40    39      1"))
-        #expect(run.out.contains("mostly bad.csv        quarantined  20    0       5"))
+        #expect(run.out.contains("partly bad.csv             validated    40    39      1"))
+        #expect(run.out.contains("mostly bad.csv             quarantined  20    0       5"))
+        #expect(run.out.contains("data_0_0_0.snappy.parquet  validated    4     4       0"))
         #expect(run.out.contains("quarantined broken.csv: the file is structurally broken"))
-        #expect(run.out.contains("database: 43 readings, 4 meters; ingestion_log: quarantined 2, validated 4"))
+        #expect(run.out.contains("database: 47 readings, 7 meters; ingestion_log: quarantined 2, validated 5"))
         let store = try LocalObjectStore(directory: lake)
         #expect(try store.list(prefix: "raw/").isEmpty)
-        #expect(try store.list(prefix: "validated/").count == 5, "4 files and one rejects report")
+        #expect(try store.list(prefix: "validated/").count == 6, "5 files and one rejects report")
         #expect(try store.list(prefix: "quarantine/").count == 4, "2 files and their reports")
     }
 }

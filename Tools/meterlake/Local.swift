@@ -28,18 +28,23 @@ enum LocalRun {
             let store = try LocalObjectStore(directory: lake)
             let today = Timestamp.day(epochSeconds: WallClock.milliseconds() / 1000)
             let prefix = "raw/manual/42/\(today)/"
-            var files: [(String, [UInt8])] = []
-            for name in ["readings.csv", "readings.ndjson", "readings.json"] {
+            var files: [(key: String, bytes: [UInt8])] = []
+            func sample(_ name: String) throws(Failure) -> [UInt8] {
                 guard let bytes = FileIO.readAll(samples + "/" + name) else { throw Failure.refused("cannot read \(samples)/\(name)") }
-                files.append(("good " + name, bytes))
+                return bytes
             }
-            files.append(("partly bad.csv", generated(rows: 40, bad: [17])))
-            files.append(("mostly bad.csv", generated(rows: 20, bad: [2, 5, 11, 12, 19])))
-            files.append(("broken.csv", Array("external_site_id,external_device_id,timestamp,reading_interval_seconds,energy_wh\nsite-1,inv-1,\"2026-03-01T06:00:00Z,900,12\n".utf8)))
+            for name in ["readings.csv", "readings.ndjson", "readings.json"] {
+                files.append((prefix + "good " + name, try sample(name)))
+            }
+            // A Snowflake unload lands under its own source.
+            files.append(("raw/snowflake/42/\(today)/data_0_0_0.snappy.parquet", try sample("readings.parquet")))
+            files.append((prefix + "partly bad.csv", generated(rows: 40, bad: [17])))
+            files.append((prefix + "mostly bad.csv", generated(rows: 20, bad: [2, 5, 11, 12, 19])))
+            files.append((prefix + "broken.csv", Array("external_site_id,external_device_id,timestamp,reading_interval_seconds,energy_wh\nsite-1,inv-1,\"2026-03-01T06:00:00Z,900,12\n".utf8)))
             var keys: [String] = []
-            for (name, bytes) in files {
-                _ = try store.put(prefix + name, body: .bytes(bytes), contentType: nil)
-                keys.append(prefix + name)
+            for (key, bytes) in files {
+                _ = try store.put(key, body: .bytes(bytes), contentType: nil)
+                keys.append(key)
             }
 
             // The S3 notification S3 would send (keys form-URL-encoded), run through the real binary.
@@ -72,9 +77,9 @@ enum LocalRun {
     static func summary(_ response: ValidatorResponse, lake: String, store: LocalObjectStore, connection: PostgresConnection, validator: String) throws -> String {
         var out = "meterlake local: ran \(validator) on one S3 event with \(response.files.count) files\n"
         out += "lake: \(lake)\n\n"
-        out += pad("file", 22) + pad("status", 13) + pad("rows", 6) + pad("loaded", 8) + pad("rejected", 10) + "destination\n"
+        out += pad("file", 27) + pad("status", 13) + pad("rows", 6) + pad("loaded", 8) + pad("rejected", 10) + "destination\n"
         for file in response.files {
-            out += pad(String(file.key.split(separator: "/").last ?? ""), 22) + pad(file.status, 13) + pad(String(file.rowsProcessed), 6)
+            out += pad(String(file.key.split(separator: "/").last ?? ""), 27) + pad(file.status, 13) + pad(String(file.rowsProcessed), 6)
                 + pad(String(file.rowsLoaded), 8) + pad(String(file.rowsRejected), 10) + (file.destination ?? "-") + "\n"
         }
         for file in response.files where file.status == "quarantined" {
