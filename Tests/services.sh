@@ -101,5 +101,7 @@ PY
 
 stop_moto() {
     for pid in ${MTL_MOTO_PIDS:-}; do kill "$pid" 2>/dev/null || true; done
-    [ -n "${MTL_MOTO_LOG:-}" ] && rm -rf "$MTL_MOTO_LOG"
+    # An `if`, not `[ … ] && rm`: a false test would make this function fail, and under `set -e`
+    # that would end the EXIT trap before PostgreSQL is stopped.
+    if [ -n "${MTL_MOTO_LOG:-}" ]; then rm -rf "$MTL_MOTO_LOG"; fi
 }
