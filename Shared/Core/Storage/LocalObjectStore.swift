@@ -129,8 +129,25 @@ public final class LocalObjectStore: ObjectStore {
         return try head(key) ?? ObjectInfo(key: key, size: 0, etag: nil)
     }
 
+    /// Like S3's server-side copy, takes no time whatever the size: the destination becomes a
+    /// second hard link to the source's file (staged, then renamed into place). Sharing is safe
+    /// because the store never writes into an existing file: every write is a new file renamed
+    /// over the key. (Overwriting a key in place by hand, `cp` onto an existing file, would change
+    /// its copies too; drop new files in instead.) Falls back to copying the bytes where links
+    /// are not possible.
     public func copy(from source: String, to destination: String) throws(ObjectStoreError) {
         guard try head(source) != nil else { throw .noSuchKey(key: source) }
+        let target = try path(for: destination)
+        try Self.makeDirectories(String(target[..<target.lastIndex(of: "/")!]), key: destination)
+        let staged = directory + "/" + Self.temporary + "/" + Hex.encode(SecureRandom.bytes(12))
+        if link(try path(for: source), staged) == 0 {
+            guard rename(staged, target) == 0 else {
+                let reason = Self.errorText()
+                unlink(staged)
+                throw .local(key: destination, reason: reason)
+            }
+            return
+        }
         _ = try put(destination, body: .file(path: try path(for: source)), contentType: nil)
     }
 
