@@ -117,9 +117,19 @@ public final class PostgresConnection {
         }
     }
 
-    /// `COPY … FROM STDIN`: `produce` writes the data through the writer; its error (or any
-    /// server error) ends the COPY, and nothing of it remains.
+    /// `COPY … FROM STDIN` in text format: `produce` writes the data through the writer; its
+    /// error (or any server error) ends the COPY, and nothing of it remains.
     public func copy(_ sql: String, _ produce: (inout CopyWriter) throws -> Void) throws {
+        try copy(sql, writer: CopyWriter(), produce)
+    }
+
+    /// `COPY … FROM STDIN WITH (FORMAT binary)`: as ``copy(_:_:)``, with values in PostgreSQL's
+    /// binary forms, which the server stores without parsing text (numbers, timestamps).
+    public func copyBinary(_ sql: String, _ produce: (inout BinaryCopyWriter) throws -> Void) throws {
+        try copy(sql, writer: BinaryCopyWriter(), produce)
+    }
+
+    private func copy<Writer: CopyStream>(_ sql: String, writer: Writer, _ produce: (inout Writer) throws -> Void) throws {
         let connection = try live()
         let start = PQexec(connection, sql)
         let status = PQresultStatus(start)
@@ -128,10 +138,11 @@ public final class PostgresConnection {
             throw failure(start, kind: .copy)
         }
         PQclear(start)
-        var writer = CopyWriter()
+        var writer = writer
         var producerError: (any Error)?
         do {
             try produce(&writer)
+            writer.finish()
             if !writer.buffer.isEmpty { try send(writer.buffer, on: connection) }
         } catch {
             producerError = error
@@ -159,8 +170,13 @@ public final class PostgresConnection {
     }
 
     /// Streams the writer's buffer to the server once it is large; keeps memory bounded in a COPY.
-    public func flush(_ writer: inout CopyWriter) throws(PostgresError) {
-        guard let connection, writer.buffer.count >= CopyWriter.flushSize else { return }
+    public func flush(_ writer: inout CopyWriter) throws(PostgresError) { try flushStream(&writer) }
+
+    /// Streams the writer's buffer to the server once it is large; keeps memory bounded in a COPY.
+    public func flush(_ writer: inout BinaryCopyWriter) throws(PostgresError) { try flushStream(&writer) }
+
+    private func flushStream<Writer: CopyStream>(_ writer: inout Writer) throws(PostgresError) {
+        guard let connection, writer.buffer.count >= copyFlushSize else { return }
         try send(writer.buffer, on: connection)
         writer.buffer.removeAll(keepingCapacity: true)
     }
@@ -215,12 +231,23 @@ private func withCStrings<R>(_ values: [String?], _ body: ([UnsafePointer<CChar>
 /// Builds `COPY … FROM STDIN` text-format data: fields separated by tabs, rows by newlines,
 /// `\N` for NULL, and backslash, tab, newline and carriage return escaped so that no value can
 /// shift a column or start a row.
-public struct CopyWriter {
-    static let flushSize = 256 * 1024
+/// The buffer a COPY writer fills and ``PostgresConnection`` sends.
+protocol CopyStream {
+    var buffer: [UInt8] { get set }
+    /// Appends what the format needs after the last row.
+    mutating func finish()
+}
+
+/// Bytes buffered before a COPY writer's data goes to the server.
+let copyFlushSize = 256 * 1024
+
+public struct CopyWriter: CopyStream {
     public internal(set) var buffer: [UInt8] = []
     private var fieldsInRow = 0
 
-    public init() { buffer.reserveCapacity(Self.flushSize + 4096) }
+    public init() { buffer.reserveCapacity(copyFlushSize + 4096) }
+
+    mutating func finish() {}
 
     public mutating func null() { separate(); buffer += [0x5C, 0x4E] }
 
@@ -296,5 +323,74 @@ public struct CopyWriter {
     private mutating func separate() {
         if fieldsInRow > 0 { buffer.append(0x09) }
         fieldsInRow += 1
+    }
+}
+
+/// Rows in PostgreSQL's binary COPY format: a signature, then per row a field count and per field
+/// a length and the value's binary form (network byte order), then a trailer. Each method writes
+/// one field of the stated SQL type; a row must write as many fields as ``beginRow(fields:)`` said.
+public struct BinaryCopyWriter: CopyStream {
+    public internal(set) var buffer: [UInt8] = []
+    /// 2000-01-01T00:00:00Z, PostgreSQL's timestamp epoch, in Unix microseconds.
+    private static let postgresEpochMicroseconds: Int64 = 946_684_800_000_000
+
+    public init() {
+        buffer.reserveCapacity(copyFlushSize + 4096)
+        buffer += Array("PGCOPY\n".utf8) + [0xFF, 0x0D, 0x0A, 0x00]  // signature
+        append(UInt32(0))  // flags
+        append(UInt32(0))  // header extension length
+    }
+
+    mutating func finish() { append(UInt16(0xFFFF)) }  // trailer: field count -1
+
+    public mutating func beginRow(fields: Int) { append(UInt16(fields)) }
+
+    public mutating func null() { append(UInt32(0xFFFF_FFFF)) }
+
+    /// `bigint`.
+    public mutating func int64(_ value: Int64) {
+        append(UInt32(8))
+        append(UInt64(bitPattern: value))
+    }
+
+    /// `integer`.
+    public mutating func int32(_ value: Int32) {
+        append(UInt32(4))
+        append(UInt32(bitPattern: value))
+    }
+
+    /// `double precision`, or NULL.
+    public mutating func float64(_ value: Double?) {
+        guard let value else { return null() }
+        append(UInt32(8))
+        append(value.bitPattern)
+    }
+
+    /// `timestamptz` (or `timestamp`) from Unix microseconds.
+    public mutating func timestamp(unixMicroseconds: Int64) {
+        append(UInt32(8))
+        append(UInt64(bitPattern: unixMicroseconds - Self.postgresEpochMicroseconds))
+    }
+
+    /// `text` (or `varchar`): UTF-8 bytes as they are, no escaping.
+    public mutating func text(utf8 bytes: [UInt8]) {
+        append(UInt32(bytes.count))
+        buffer += bytes
+    }
+
+    public mutating func text(_ value: String) {
+        append(UInt32(value.utf8.count))
+        buffer.append(contentsOf: value.utf8)
+    }
+
+    /// `jsonb` from its JSON text (format version 1).
+    public mutating func jsonb(utf8 bytes: [UInt8]) {
+        append(UInt32(bytes.count + 1))
+        buffer.append(1)
+        buffer += bytes
+    }
+
+    private mutating func append<T: FixedWidthInteger>(_ value: T) {
+        withUnsafeBytes(of: value.bigEndian) { buffer.append(contentsOf: $0) }
     }
 }
