@@ -4,11 +4,12 @@ import Synchronization
 /// Reads and checks a file's next batches on another thread while the caller loads the current
 /// one into the database: parsing and COPY overlap instead of taking turns.
 ///
-/// At most `depth` batches wait, so memory stays bounded. The reader is used by the producer
-/// thread alone once this object owns it (the reason for `@unchecked Sendable`). Call
-/// ``cancel()`` when stopping early; `deinit` does too.
+/// At most `depth` batches wait, so memory stays bounded. The reader is opened and used by the
+/// producer thread alone (the reason for `@unchecked Sendable`), so opening it (reading a whole
+/// JSON document, a Parquet footer) also overlaps with the caller's work; an error opening it
+/// comes out of the first ``next()``. Call ``cancel()`` when stopping early; `deinit` does too.
 public final class BatchPrefetcher: @unchecked Sendable {
-    private let reader: ReadingFileReader
+    private let open: () throws(FileFormatError) -> ReadingFileReader
     private let maximumRows: Int
     private let ready = DispatchSemaphore(value: 0)
     private let room: DispatchSemaphore
@@ -21,10 +22,14 @@ public final class BatchPrefetcher: @unchecked Sendable {
         var done = false
     }
 
-    public init(_ reader: ReadingFileReader, maximumRows: Int = 10_000, depth: Int = 2) {
-        self.reader = reader
+    /// - Parameter open: Makes the reader, on the producer thread.
+    public init(maximumRows: Int = 10_000, depth: Int = 2, open: @escaping () throws(FileFormatError) -> ReadingFileReader) {
+        self.open = open
         self.maximumRows = maximumRows
-        self.room = DispatchSemaphore(value: depth)
+        // Start at 0 and add the room by signalling: libdispatch traps when a semaphore is freed
+        // below its initial value, which a cancelled producer's unmatched waits would leave.
+        self.room = DispatchSemaphore(value: 0)
+        for _ in 0..<depth { room.signal() }
         DispatchQueue.global().async { [self] in produce() }
     }
 
@@ -32,11 +37,17 @@ public final class BatchPrefetcher: @unchecked Sendable {
 
     private func produce() {
         defer { finished.signal() }
+        var reader: ReadingFileReader?
         while true {
             room.wait()
             if state.withLock({ $0.cancelled }) { return }
             let result: Result<ReadingBatch?, FileFormatError>
-            do { result = .success(try reader.nextBatch(maximumRows: maximumRows)) } catch { result = .failure(error) }
+            do {
+                if reader == nil { reader = try open() }
+                result = .success(try reader!.nextBatch(maximumRows: maximumRows))
+            } catch {
+                result = .failure(error)
+            }
             let last: Bool
             switch result {
             case .success(let batch): last = batch == nil

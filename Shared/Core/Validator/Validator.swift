@@ -159,16 +159,28 @@ public final class Validator: LambdaHandler {
         } catch {
             throw transient(key, error, sha: nil)
         }
-        let digest: String
-        do { digest = try FileDigest.sha256(path: scratch).hex } catch { throw transient(key, error, sha: nil) }
-
+        // Hash the file and start parsing it at once, both on other threads: neither waits for
+        // the other, and the duplicate check below only needs the hash.
+        let hashing = BackgroundDigest(path: scratch)
+        defer { _ = try? hashing.wait() }  // (before the scratch file goes)
         let lakeKey: LakeKey
         do {
             lakeKey = try LakeKey(key)
         } catch {
+            let digest: String
+            do { digest = try hashing.wait() } catch { throw transient(key, error, sha: nil) }
             return try quarantine(key, day: day, sha: digest, size: object.size, etag: object.etag, source: nil, organization: nil,
                                   reason: "untrusted key: \(error)", summary: LoadSummary(), violations: [], fileError: nil)
         }
+        let (now, limits) = (clock(), configuration.limits)
+        // Parse and check the next batches while the current one is loading.
+        let batches = BatchPrefetcher(maximumRows: configuration.batchRows, depth: 4) { () throws(FileFormatError) in
+            try ReadingFileReader(path: scratch, name: key, sourceSystem: lakeKey.source, organizationID: lakeKey.organizationID,
+                                  limits: limits, now: now / 1000, ingestedAt: now)
+        }
+        defer { batches.cancel() }
+        let digest: String
+        do { digest = try hashing.wait() } catch { throw transient(key, error, sha: nil) }
 
         if let previous = try recorded(sha: digest, key: key), previous.status == "validated" || previous.status == "quarantined" {
             // Loaded (or quarantined) before; the move did not finish. Finish it, change nothing else.
@@ -197,13 +209,7 @@ public final class Validator: LambdaHandler {
         var totalViolations = 0
         let outcome: LoadOutcome
         do {
-            let reader = try ReadingFileReader(
-                path: scratch, name: key, sourceSystem: lakeKey.source,
-                organizationID: lakeKey.organizationID, limits: configuration.limits, now: clock() / 1000, ingestedAt: clock())
             let threshold = configuration.rejectThreshold
-            // Parse and check the next batches while this one is loading.
-            let batches = BatchPrefetcher(reader, maximumRows: configuration.batchRows)
-            defer { batches.cancel() }
             outcome = try ReadingLoader(connection: try connection(key: key)).load(file, batches: {
                 let batch = try batches.next()
                 if let batch {

@@ -171,3 +171,42 @@ let expectedSampleReadings: [MeterReading] = [
         }
     }
 }
+
+@Suite struct BatchPrefetcherTests {
+    func prefetcher(depth: Int) -> BatchPrefetcher {
+        BatchPrefetcher(maximumRows: 1, depth: depth) { () throws(FileFormatError) in
+            try ReadingFileReader(source: MemoryByteSource(try! sample("readings.csv")), name: "r.csv", sourceSystem: .manual,
+                                  organizationID: 42, now: sampleNow, ingestedAt: sampleIngestedAt)
+        }
+    }
+
+    @Test func deliversEveryBatchInOrder() throws {
+        let batches = prefetcher(depth: 2)
+        var devices: [String] = []
+        while let batch = try batches.next() { devices += batch.readings.map(\.externalDeviceID) }
+        #expect(devices == ["INV-001", "INV-001", "INV-002", "site"])
+    }
+
+    /// The validator drops a prefetcher unread when the database is down or the file is a
+    /// duplicate: that must neither hang nor trap (libdispatch traps when a semaphore is freed
+    /// below its initial value).
+    @Test(arguments: [1, 2, 4])
+    func anUnreadPrefetcherCancelsAndFreesCleanly(depth: Int) throws {
+        for _ in 0..<10 {
+            let batches = prefetcher(depth: depth)
+            // Let the producer fill its room and block, as it does while the validator checks for
+            // a duplicate (the case that trapped).
+            usleep(20_000)
+            batches.cancel()
+        }
+        prefetcher(depth: depth).cancel()  // and before it has started
+        let partly = prefetcher(depth: depth)
+        _ = try partly.next()
+        partly.cancel()
+    }
+
+    @Test func anErrorOpeningTheReaderComesOutOfTheFirstBatch() {
+        let batches = BatchPrefetcher { () throws(FileFormatError) in throw FileFormatError.missingHeader }
+        #expect(throws: FileFormatError.missingHeader) { try batches.next() }
+    }
+}
