@@ -178,6 +178,73 @@ public struct JSONParser {
 
     // MARK: - Values
 
+    /// Parses an object straight into a raw record: canonical members (matched by `fields`,
+    /// case-insensitively) into their slots, the rest into `extras`; no member array in between.
+    /// The checks are those of ``parseValue(depth:)``, plus names being case-insensitive: an
+    /// exact duplicate key is a syntax error at the key, one that differs only in case is
+    /// reported once the object has parsed. `keys` is scratch space, reused from record to record.
+    mutating func parseRecord(
+        depth: Int, line: Int, row: Int, fields: FieldCache, keys: inout [String]
+    ) throws(FileFormatError) -> RawRecord {
+        guard peek() == UInt8(ascii: "{") else {
+            // Not an object: parse it (for its syntax errors), then refuse it.
+            do { _ = try parseValue(depth: depth) } catch { throw .invalidJSON(error) }
+            throw .notAReading(line: line, reason: "a reading must be a JSON object")
+        }
+        guard depth < maximumDepth else { throw .invalidJSON(error("nesting deeper than \(maximumDepth) levels")) }
+        position += 1
+        var raw = RawRecord(line: line, row: row)
+        var caseDuplicate: String?
+        keys.removeAll(keepingCapacity: true)
+        do {
+            if peek() == UInt8(ascii: "}") {
+                position += 1
+                return raw
+            }
+            while true {
+                guard peek() == UInt8(ascii: "\"") else { throw error("expected a string key") }
+                let keyStart = position
+                let key = try parseKey(index: depth == keyCacheDepth ? keys.count : -1)
+                guard !keys.contains(key) else {
+                    position = keyStart
+                    throw error("duplicate key \"\(key)\"")
+                }
+                try expect(UInt8(ascii: ":"))
+                let value = try parseValue(depth: depth + 1)
+                if let field = fields.field(for: key, at: keys.count) {
+                    if raw[field] != nil { caseDuplicate = caseDuplicate ?? key }
+                    raw[field] = .json(value)
+                } else {
+                    // Extras that differ from an earlier key in case only (byte counts first:
+                    // lowercasing every key of every record is costly).
+                    let length = key.utf8.count
+                    if caseDuplicate == nil, keys.contains(where: { $0.utf8.count == length }),
+                       case let lowered = key.lowercased(), keys.contains(where: { $0.utf8.count == length && $0.lowercased() == lowered }) {
+                        caseDuplicate = key
+                    }
+                    raw.extras.append(JSONMember(key, value))
+                }
+                keys.append(key)
+                switch peek() {
+                case UInt8(ascii: ","): position += 1
+                case UInt8(ascii: "}"):
+                    position += 1
+                    if let caseDuplicate {
+                        throw FileFormatError.notAReading(line: line, reason: "key \"\(caseDuplicate)\" appears twice (names are case-insensitive)")
+                    }
+                    return raw
+                default: throw error("expected ',' or '}' in an object")
+                }
+            }
+        } catch let syntax as JSONSyntaxError {
+            throw .invalidJSON(syntax)
+        } catch let format as FileFormatError {
+            throw format
+        } catch {
+            throw .unreadable(reason: "\(error)")
+        }
+    }
+
     public mutating func parseValue(depth: Int) throws(JSONSyntaxError) -> JSONValue {
         guard depth < maximumDepth else { throw error("nesting deeper than \(maximumDepth) levels") }
         guard let byte = peek() else { throw error("unexpected end of input") }

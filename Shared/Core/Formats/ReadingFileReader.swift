@@ -140,6 +140,7 @@ public final class ReadingFileReader {
     /// The next batch of at most `maximumRows` records, or `nil` when the file is done.
     public func nextBatch(maximumRows: Int = 10_000) throws(FileFormatError) -> ReadingBatch? {
         var batch = ReadingBatch()
+        batch.readings.reserveCapacity(min(maximumRows, 10_000))
         while batch.rowsProcessed < maximumRows, let record = try records.next() {
             batch.rowsProcessed += 1
             let before = batch.violations.count

@@ -107,33 +107,6 @@ final class FieldCache {
     }
 }
 
-/// Maps the members of a JSON object to a raw record: canonical names case-insensitively, the
-/// rest (and the members of an `other_metrics` object) to `other_metrics`.
-func rawRecord(from value: JSONValue, line: Int, row: Int, fields: FieldCache = FieldCache()) throws(FileFormatError) -> RawRecord {
-    guard case .object(let members) = value else {
-        throw .notAReading(line: line, reason: "a reading must be a JSON object")
-    }
-    var raw = RawRecord(line: line, row: row)
-    for (index, member) in members.enumerated() {
-        if let field = fields.field(for: member.key, at: index) {
-            guard raw[field] == nil else {
-                throw .notAReading(line: line, reason: "key \"\(member.key)\" appears twice (names are case-insensitive)")
-            }
-            raw[field] = .json(member.value)
-        } else {
-            // Exact duplicates were refused by the parser; catch ones that differ in case only
-            // (byte counts first: lowercasing every key of every record is costly).
-            let length = member.key.utf8.count
-            let earlier = members[..<index].filter { $0.key.utf8.count == length }
-            if !earlier.isEmpty, case let lowered = member.key.lowercased(), earlier.contains(where: { $0.key.lowercased() == lowered }) {
-                throw .notAReading(line: line, reason: "key \"\(member.key)\" appears twice (names are case-insensitive)")
-            }
-            raw.extras.append(member)
-        }
-    }
-    return raw
-}
-
 /// Newline-delimited JSON: one object per line, blank lines skipped. Memory holds one line.
 public final class NDJSONRecordSource: RecordSource {
     private let source: any ByteSource
@@ -145,6 +118,7 @@ public final class NDJSONRecordSource: RecordSource {
     private var row = 0
     private let keyCache = JSONKeyCache()
     private let fieldCache = FieldCache()
+    private var keys: [String] = []
 
     public init(source: any ByteSource, limits: ValidationLimits, prefix: [UInt8] = []) {
         self.source = source
@@ -158,16 +132,22 @@ public final class NDJSONRecordSource: RecordSource {
             var parser = JSONParser(bytes: buffer, range: start..<end, maximumDepth: limits.maximumNestingDepth)
             parser.keyCache = keyCache
             guard parser.peek() != nil else { continue }
-            let value: JSONValue
+            let record: RawRecord
             do {
-                value = try parser.parseValue(depth: 0)
+                record = try parser.parseRecord(depth: 0, line: line, row: row + 1, fields: fieldCache, keys: &keys)
                 try parser.expectEnd()
-            } catch {
+            } catch let error as JSONSyntaxError {
+                throw .invalidJSON(JSONSyntaxError(reason: error.reason, line: line, column: error.column))
+            } catch FileFormatError.invalidJSON(let error) {
                 // The buffer may hold earlier lines: the record's own line number is the one to report.
                 throw .invalidJSON(JSONSyntaxError(reason: error.reason, line: line, column: error.column))
+            } catch let error as FileFormatError {
+                throw error
+            } catch {
+                throw .unreadable(reason: "\(error)")
             }
             row += 1
-            return try rawRecord(from: value, line: line, row: row, fields: fieldCache)
+            return record
         }
         return nil
     }
@@ -214,6 +194,7 @@ public final class JSONDocumentRecordSource: RecordSource {
     private var finished = false
     private var lineCursor = (position: 0, line: 1)
     private let fieldCache = FieldCache()
+    private var keys: [String] = []
     public private(set) var declaredUTCOffset: Int?
     public private(set) var declaredSiteID: String?
     /// The envelope's members other than `readings` (empty for a bare array).
@@ -352,9 +333,9 @@ public final class JSONDocumentRecordSource: RecordSource {
             }
             _ = parser.peek()
             let line = lineNumber(at: parser.position)
-            let value = try parser.parseValue(depth: 2)
+            let record = try parser.parseRecord(depth: 2, line: line, row: row + 1, fields: fieldCache, keys: &keys)
             row += 1
-            return try rawRecord(from: value, line: line, row: row, fields: fieldCache)
+            return record
         } catch {
             throw Self.fileError(error)
         }

@@ -286,8 +286,11 @@ private struct RecordContext {
 
     /// Extra columns, plus the members of an `other_metrics` object or JSON text.
     mutating func otherMetrics() -> [JSONMember] {
+        guard !record.extras.isEmpty else { return [] }
         var members: [JSONMember] = []
-        var seen = Set<String>()
+        members.reserveCapacity(record.extras.count)
+        // A few extras per row is the rule: a linear scan, not a set, keeps the first of each name.
+        var seen = SmallStringSet()
         for extra in record.extras {
             if extra.key.lowercased() == "other_metrics" {
                 var nested: JSONValue?
@@ -302,8 +305,8 @@ private struct RecordContext {
                     violations.append(SchemaViolation(.invalidType, line: record.line, row: record.row, column: "other_metrics", value: extra.value.serialized, message: "other_metrics must be a JSON object"))
                     continue
                 }
-                for member in inner where seen.insert(member.key).inserted { members.append(member) }
-            } else if extra.value != .null, seen.insert(extra.key).inserted {
+                for member in inner where seen.insert(member.key) { members.append(member) }
+            } else if extra.value != .null, seen.insert(extra.key) {
                 members.append(extra)
             }
         }
@@ -321,6 +324,21 @@ private struct RecordContext {
         case .timestamp(let seconds, let nanoseconds, let zoned):
             Timestamp.rfc3339(seconds: seconds, nanoseconds: nanoseconds, zoned: zoned)
         }
+    }
+}
+
+/// Names seen so far: a linear scan while few, a hash set beyond that.
+private struct SmallStringSet {
+    private var names: [String] = []
+    private var set: Set<String>?
+
+    /// Adds `name`; `false` if it was already there.
+    mutating func insert(_ name: String) -> Bool {
+        if set != nil { return set!.insert(name).inserted }
+        if names.contains(name) { return false }
+        names.append(name)
+        if names.count > 16 { set = Set(names) }
+        return true
     }
 }
 
