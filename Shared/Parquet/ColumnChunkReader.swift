@@ -160,7 +160,7 @@ public final class ColumnChunkReader {
             return try ValueDecoder.plain(&cursor, type: type, typeLength: column.typeLength, count: count, what: "PLAIN values")
         case .plainDictionary?, .rleDictionary?:
             guard let dictionary else { throw .malformed("a dictionary-encoded page without a dictionary page") }
-            return try ValueDecoder.dictionaryIndexed(&cursor, dictionary: dictionary, count: count, what: "dictionary-encoded values")
+            return try ValueDecoder.dictionaryIndexed(&cursor, dictionary: dictionary, type: type, count: count, what: "dictionary-encoded values")
         case .rle? where type == .boolean:
             return try ValueDecoder.rleBooleans(&cursor, count: count, what: "RLE booleans")
         case .deltaBinaryPacked?:

@@ -325,8 +325,10 @@ enum ValueDecoder {
     }
 
     /// Dictionary indices (a bit-width byte, then hybrid runs), resolved against `dictionary`.
-    static func dictionaryIndexed(_ cursor: inout ByteCursor, dictionary: ColumnStorage, count: Int, what: String) throws(ParquetError) -> ColumnStorage {
-        guard count > 0 else { return dictionary.emptyOfSameKind }
+    static func dictionaryIndexed(
+        _ cursor: inout ByteCursor, dictionary: ColumnStorage, type: PhysicalType, count: Int, what: String
+    ) throws(ParquetError) -> ColumnStorage {
+        guard count > 0 else { return empty(type) }
         let width = Int(try cursor.byte(what))
         var decoder = try HybridDecoder(cursor, bitWidth: width, what: "\(what) dictionary indices")
         var indices = [Int32](repeating: 0, count: count)
@@ -447,20 +449,6 @@ enum ValueDecoder {
         return try interleaved.withBytes { buffer throws(ParquetError) in
             var inner = ByteCursor(buffer)
             return try plain(&inner, type: type, typeLength: typeLength, count: count, what: what)
-        }
-    }
-}
-
-extension ColumnStorage {
-    var emptyOfSameKind: ColumnStorage {
-        switch self {
-        case .boolean: .boolean([])
-        case .int32: .int32([])
-        case .int64: .int64([])
-        case .int96: .int96([])
-        case .float: .float([])
-        case .double: .double([])
-        case .bytes(let dictionary), .dictionary(let dictionary, _): .dictionary(dictionary, indices: [])
         }
     }
 }

@@ -205,7 +205,8 @@ public struct JSONParser {
                 guard peek() == UInt8(ascii: "\"") else { throw error("expected a string key") }
                 let keyStart = position
                 let key = try parseKey(index: depth == keyCacheDepth ? keys.count : -1)
-                guard !keys.contains(key) else {
+                let length = key.utf8.count
+                guard !keys.contains(where: { $0.utf8.count == length && $0 == key }) else {
                     position = keyStart
                     throw error("duplicate key \"\(key)\"")
                 }
@@ -215,11 +216,8 @@ public struct JSONParser {
                     if raw[field] != nil { caseDuplicate = caseDuplicate ?? key }
                     raw[field] = .json(value)
                 } else {
-                    // Extras that differ from an earlier key in case only (byte counts first:
-                    // lowercasing every key of every record is costly).
-                    let length = key.utf8.count
-                    if caseDuplicate == nil, keys.contains(where: { $0.utf8.count == length }),
-                       case let lowered = key.lowercased(), keys.contains(where: { $0.utf8.count == length && $0.lowercased() == lowered }) {
+                    // Extras that differ from an earlier key in case only.
+                    if caseDuplicate == nil, keys.contains(where: { $0.equalsIgnoringCase(key) }) {
                         caseDuplicate = key
                     }
                     raw.extras.append(JSONMember(key, value))

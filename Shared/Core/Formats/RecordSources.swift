@@ -354,13 +354,28 @@ public final class JSONDocumentRecordSource: RecordSource {
     private func lineNumber(at position: Int) -> Int {
         if position < lineCursor.position { lineCursor = (0, 1) }
         var line = lineCursor.line
-        for index in lineCursor.position..<position where bytes[index] == 0x0A { line += 1 }
+        bytes.withUnsafeBufferPointer { buffer in
+            for index in lineCursor.position..<position where buffer[index] == 0x0A { line += 1 }
+        }
         lineCursor = (position, line)
         return line
     }
 }
 
 extension String {
+    /// Whether the two are equal ignoring case: ASCII letters compared byte by byte without
+    /// allocating, anything else through `lowercased()`.
+    func equalsIgnoringCase(_ other: String) -> Bool {
+        guard utf8.allSatisfy({ $0 < 0x80 }), other.utf8.allSatisfy({ $0 < 0x80 }) else {
+            return lowercased() == other.lowercased()
+        }
+        guard utf8.count == other.utf8.count else { return false }
+        for (a, b) in zip(utf8, other.utf8) where a != b {
+            guard a | 0x20 == b | 0x20, (0x61...0x7A).contains(a | 0x20) else { return false }
+        }
+        return true
+    }
+
     /// Without leading and trailing spaces and tabs; the string itself when there are none.
     func trimmingSpaces() -> String {
         guard let first = utf8.first, let last = utf8.last, first == 0x20 || first == 0x09 || last == 0x20 || last == 0x09 else {

@@ -292,7 +292,7 @@ private struct RecordContext {
         // A few extras per row is the rule: a linear scan, not a set, keeps the first of each name.
         var seen = SmallStringSet()
         for extra in record.extras {
-            if extra.key.lowercased() == "other_metrics" {
+            if extra.key.equalsIgnoringCase("other_metrics") {
                 var nested: JSONValue?
                 switch extra.value {
                 case .object: nested = extra.value

@@ -142,7 +142,7 @@ let expectedSampleReadings: [MeterReading] = [
         }
     }
 
-    @Test func structuralErrorsNameTheProblem() {
+    @Test func structuralErrorsNameTheProblem() throws {
         #expect(throws: FileFormatError.missingHeader) { try read([], name: "a.csv") }
         #expect(throws: FileFormatError.missingColumns(["reading_interval_seconds"])) {
             try read(Array("external_site_id,external_device_id,timestamp\n".utf8), name: "a.csv")
@@ -160,6 +160,19 @@ let expectedSampleReadings: [MeterReading] = [
         #expect(throws: FileFormatError.notAReading(line: 1, reason: "key \"Timestamp\" appears twice (names are case-insensitive)")) {
             try read(Array(#"{"timestamp":"a","Timestamp":"b"}"#.utf8), name: "a.ndjson")
         }
+        // Extra columns too, ASCII or not; an exact repeat is a syntax error at the key.
+        #expect(throws: FileFormatError.notAReading(line: 1, reason: "key \"Inverter_MODE\" appears twice (names are case-insensitive)")) {
+            try read(Array(#"{"inverter_mode":"a","power_w":1,"Inverter_MODE":"b"}"#.utf8), name: "a.ndjson")
+        }
+        #expect(throws: FileFormatError.notAReading(line: 1, reason: "key \"ZÄHLER\" appears twice (names are case-insensitive)")) {
+            try read(Array(#"{"zähler":1,"ZÄHLER":2}"#.utf8), name: "a.ndjson")
+        }
+        #expect(throws: FileFormatError.invalidJSON(JSONSyntaxError(reason: "duplicate key \"mode\"", line: 1, column: 14))) {
+            try read(Array(#"{"mode":"a", "mode":"b"}"#.utf8), name: "a.ndjson")
+        }
+        // Names of the same length that differ are not duplicates (temperature_c, inverter_mode).
+        let sameLength = try read(Array(#"{"external_site_id":"s","external_device_id":"d","timestamp":"2026-03-01T06:00:00Z","reading_interval_seconds":900,"temperature_c":1,"inverter_mode":"x","inverter_modf":"y"}"#.utf8), name: "a.ndjson")
+        #expect(sameLength.readings.first?.otherMetrics == [JSONMember("inverter_mode", .string("x")), JSONMember("inverter_modf", .string("y"))])
         var limits = ValidationLimits()
         limits.maximumDocumentBytes = 100
         #expect(throws: FileFormatError.documentTooLarge(limit: 100)) {
