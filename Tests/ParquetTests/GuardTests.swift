@@ -351,3 +351,44 @@ import Testing
         #expect(try Self.readAll(builder.build()).isEmpty)
     }
 }
+
+/// Files that carry only the legacy ConvertedType (older parquet-mr, Hive, Spark) and the
+/// parquet-mr v1 writer's PLAIN_DICTIONARY encoding.
+@Suite struct LegacyWriterTests {
+    func column(physical: Int32, _ schema: [(Int16, Thrift)]) throws -> ParquetColumn {
+        var builder = ParquetBuilder()
+        builder.physicalType = physical
+        builder.extraSchema = schema
+        builder.rows = 0
+        return try #require(try ParquetFile(input: MemoryInput(builder.build())).columns.first)
+    }
+
+    @Test func convertedTypesAloneGiveTheLogicalType() throws {
+        #expect(try column(physical: 2, [(6, .i32(9))]).logicalType == .timestamp(unit: .millis, utc: true))
+        #expect(try column(physical: 2, [(6, .i32(10))]).logicalType == .timestamp(unit: .micros, utc: true))
+        #expect(try column(physical: 1, [(6, .i32(6))]).logicalType == .date)
+        #expect(try column(physical: 1, [(6, .i32(13))]).logicalType == .integer(bitWidth: 32, signed: false))
+        #expect(try column(physical: 2, [(6, .i32(18))]).logicalType == .integer(bitWidth: 64, signed: true))
+        #expect(try column(physical: 6, [(6, .i32(0))]).logicalType == .string)
+        #expect(try column(physical: 2, [(6, .i32(5)), (7, .i32(3)), (8, .i32(12))]).logicalType == .decimal(scale: 3, precision: 12))
+        // A LogicalType wins over the ConvertedType (pyarrow writes both; local timestamps only the first).
+        #expect(try column(physical: 2, [(6, .i32(9)), (10, .structure([(8, .structure([(1, .bool(false)), (2, .structure([(3, .structure([]))]))]))]))]).logicalType
+            == .timestamp(unit: .nanos, utc: false))
+        // Annotations that contradict the physical type are malformed.
+        #expect(throws: ParquetError.self) { try column(physical: 1, [(6, .i32(9))]) }
+        #expect(throws: ParquetError.self) { try column(physical: 1, [(6, .i32(5)), (7, .i32(4)), (8, .i32(12))]) }  // precision 12 on INT32
+    }
+
+    @Test func plainDictionaryPagesAsParquetMRWritesThem() throws {
+        var builder = ParquetBuilder()
+        builder.repetition = 0
+        let entries = [Int32(5), -7].flatMap { ParquetBuilder.uint32LE(Int(UInt32(bitPattern: $0))) }
+        let data: [UInt8] = [1] + ParquetBuilder.rle([1, 1, 0], width: 1)
+        builder.pages = [
+            (ParquetBuilder.dictionaryPageHeader(values: 2, size: entries.count).setting(7, .structure([(1, .i32(2)), (2, .i32(2))])), entries),
+            (ParquetBuilder.dataPageHeader(values: 3, encoding: 2, size: data.count), data),
+        ]
+        builder.rows = 3
+        #expect(try GuardTests.readAll(builder.build()) == [.int32(-7), .int32(-7), .int32(5)])
+    }
+}
