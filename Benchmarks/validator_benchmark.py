@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The validator end to end, measured beside baselines in the same run (Benchmarks/run.sh).
 
-1. rows/s of the built validator (local invoke, local lake, real PostgreSQL) on 1M-row CSV and
-   JSON files, beside a plain COPY of the same canonical rows into the same table (goal >= 0.8x),
+1. rows/s of the built validator (local invoke, local lake, real PostgreSQL) on 1M-row CSV, JSON
+   and Parquet files, beside a plain COPY of the same canonical rows into the same table (goal >= 0.8x),
    and beside a binary COPY of them (the validator loads with binary COPY: the stricter bound);
 2. init time: from exec to the first GET /runtime/invocation/next (goal <= 20 ms);
 3. peak RSS on a 1M-row and a 10M-row CSV (goal: the same, <= 64 MB).
@@ -44,6 +44,25 @@ def write_json(path, count):
                                                          "timestamp": t, "reading_interval_seconds": 900, "energy_wh": e, "power_w": e * 4,
                                                          "temperature_c": 21.5, "quality": "measured", "inverter_mode": "MPPT"}) + "\n")
         out.write("]\n")
+
+
+def write_parquet(path, count):
+    """The same readings as a Snowflake unload would hold them (upper-case names, Snappy).
+    Written by a child Python: this process must stay small, because a child forked from it starts
+    with its resident size, and wait4's ru_maxrss (the RSS measure below) would count that."""
+    subprocess.run([sys.executable, "-c", """
+import sys, pyarrow as pa, pyarrow.parquet as pq
+path, count, start = sys.argv[1], int(sys.argv[2]), 1_735_689_600
+energy = [(i % 4000) / 4 for i in range(count)]
+pq.write_table(pa.table({
+    "EXTERNAL_SITE_ID": [f"site-{i % 1000 // 10}" for i in range(count)],
+    "EXTERNAL_DEVICE_ID": [f"inv-{i % 1000}" for i in range(count)],
+    "TIMESTAMP": pa.array([(start + (i // 1000) * 900) * 1000 for i in range(count)], pa.timestamp("ms", tz="UTC")),
+    "READING_INTERVAL_SECONDS": pa.array([900] * count, pa.int32()),
+    "ENERGY_WH": energy, "POWER_W": [e * 4 for e in energy], "TEMPERATURE_C": [21.5] * count,
+    "QUALITY": ["measured"] * count, "INVERTER_MODE": ["MPPT"] * count,
+}), path, compression="SNAPPY")
+""", path, str(count)], check=True)
 
 
 def reset():
@@ -125,12 +144,15 @@ psql("DROP SCHEMA IF EXISTS bench_validator CASCADE; CREATE SCHEMA bench_validat
 subprocess.run([meterlake, "migrate"], env=dict(os.environ, DATABASE_URL=url), check=True, capture_output=True)
 psql("INSERT INTO organization (id, name) VALUES (1, 'bench')")
 csv_path, json_path = os.path.join(work, "bench.csv"), os.path.join(work, "bench.json")
+parquet_path = os.path.join(work, "bench.parquet")
 write_csv(csv_path, rows)
 write_json(json_path, rows)
+write_parquet(parquet_path, rows)
 
 dump = os.path.join(work, "canonical.tsv")
 binary_dump = os.path.join(work, "canonical.bin")
-for label, path, name in [("CSV", csv_path, "bench.csv"), ("JSON", json_path, "bench.json")]:
+for label, path, name in [("CSV", csv_path, "bench.csv"), ("JSON", json_path, "bench.json"),
+                          ("Parq.", parquet_path, "data_0_0_0.snappy.parquet")]:
     # Alternating runs, best of three each: this machine is noisy, the ratio is the result.
     best_validator = best_copy = best_binary = float("inf")
     for _ in range(3):
@@ -162,5 +184,8 @@ write_csv(big, rows * 10)
 reset()
 rss_big = peak_rss(big, "rss-10m.csv")
 print(f"RSS    peak {rss_small:.1f} MB at {rows} rows, {rss_big:.1f} MB at {rows * 10} rows (goal: the same, <= 64 MB)")
+reset()
+rss_parquet = peak_rss(parquet_path, "rss-1m.parquet")
+print(f"RSS    peak {rss_parquet:.1f} MB on the {rows}-row Parquet file (one row group)")
 psql("DROP SCHEMA bench_validator CASCADE", database=base_url)
 shutil.rmtree(work, ignore_errors=True)
