@@ -169,7 +169,8 @@ public final class ColumnChunkReader {
             return .bytes(try ValueDecoder.deltaLengthByteArray(&cursor, count: count, what: "DELTA_LENGTH_BYTE_ARRAY values"))
         case .deltaByteArray? where type == .byteArray || type == .fixedLenByteArray:
             return .bytes(try ValueDecoder.deltaByteArray(
-                &cursor, count: count, fixedLength: type == .fixedLenByteArray ? column.typeLength : nil, what: "DELTA_BYTE_ARRAY values"))
+                &cursor, count: count, fixedLength: type == .fixedLenByteArray ? column.typeLength : nil,
+                maximumBytes: limits.maximumPageValueBytes, what: "DELTA_BYTE_ARRAY values"))
         case .byteStreamSplit?:
             return try ValueDecoder.byteStreamSplit(&cursor, type: type, typeLength: column.typeLength, count: count, what: "BYTE_STREAM_SPLIT values")
         default:

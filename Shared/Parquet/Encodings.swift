@@ -402,7 +402,9 @@ enum ValueDecoder {
 
     /// Prefix lengths, then suffixes as DELTA_LENGTH_BYTE_ARRAY; each value is a prefix of the
     /// previous value followed by its suffix.
-    static func deltaByteArray(_ cursor: inout ByteCursor, count: Int, fixedLength: Int?, what: String) throws(ParquetError) -> ByteArrayValues {
+    static func deltaByteArray(
+        _ cursor: inout ByteCursor, count: Int, fixedLength: Int?, maximumBytes: Int, what: String
+    ) throws(ParquetError) -> ByteArrayValues {
         let prefixes = try DeltaBinaryPacked.decode(&cursor, count: count, is32: true, what: "\(what) prefix lengths")
         let suffixes = try deltaLengthByteArray(&cursor, count: count, what: "\(what) suffixes")
         var values = ByteArrayValues()
@@ -414,10 +416,12 @@ enum ValueDecoder {
                 throw .malformed("\(what): prefix length \(prefix) exceeds the previous value's \(previous.count) bytes")
             }
             let start = values.bytes.count
-            guard start + Int(prefix) + suffixes[index].count <= 64 * 1024 * 1024 * 4 else {
-                throw .limitExceeded("\(what): DELTA_BYTE_ARRAY values expand past 256 MiB")
+            guard start + Int(prefix) + suffixes[index].count <= maximumBytes else {
+                throw .limitExceeded("\(what): the values expand past the limit of \(maximumBytes) bytes")
             }
-            values.bytes.append(contentsOf: values.bytes[previous.lowerBound..<previous.lowerBound + Int(prefix)])
+            // Byte by byte from its own storage: appending a slice of the array itself would keep
+            // a second reference to it and copy the whole buffer on every value.
+            for offset in previous.lowerBound..<previous.lowerBound + Int(prefix) { values.bytes.append(values.bytes[offset]) }
             values.bytes.append(contentsOf: suffixes[index])
             values.offsets.append(values.bytes.count)
             previous = start..<values.bytes.count

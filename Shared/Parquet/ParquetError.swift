@@ -48,6 +48,10 @@ public struct ParquetLimits: Sendable, Equatable {
     public var maximumChunkBytes: Int64 = 512 * 1024 * 1024
     /// Entries of one dictionary page.
     public var maximumDictionaryEntries = 16 * 1024 * 1024
+    /// Rows in one row group (rows are never allocated from this count; it keeps counts sane).
+    public var maximumRowGroupRows: Int64 = 1 << 36
+    /// Bytes one page's values may expand to (DELTA_BYTE_ARRAY repeats prefixes).
+    public var maximumPageValueBytes = 256 * 1024 * 1024
     /// Leaf columns in the schema.
     public var maximumColumns = 4096
     /// Nesting of Thrift structures (Parquet metadata needs about 8).

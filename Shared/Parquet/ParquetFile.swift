@@ -136,7 +136,9 @@ public final class ParquetFile {
         case .uncompressed, .snappy, .gzip, .zstd: break
         default: throw .unsupported("\(context): codec \(codec.name) (SNAPPY, GZIP, ZSTD and UNCOMPRESSED are read)")
         }
-        guard group.numRows <= Int64(Int32.max) * 64 else { throw .limitExceeded("\(context): \(group.numRows) rows in one row group") }
+        guard group.numRows <= limits.maximumRowGroupRows else {
+            throw .limitExceeded("\(context): \(group.numRows) rows in one row group, more than the limit of \(limits.maximumRowGroupRows)")
+        }
         guard meta.numValues == group.numRows else {
             throw .malformed("\(context): the chunk has \(meta.numValues) values for \(group.numRows) rows")
         }

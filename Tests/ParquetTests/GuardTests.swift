@@ -296,7 +296,8 @@ import Testing
         expectFailure(builder.build(), .malformed, "a second dictionary page")
     }
 
-    /// DELTA_BINARY_PACKED encoding of `values` (one block of 128 in 4 miniblocks).
+    /// DELTA_BINARY_PACKED encoding of `values`: blocks of 128 in 4 miniblocks of 8-bit deltas
+    /// (each delta minus its block's minimum must fit a byte).
     static func deltaEncode(_ values: [Int64]) -> [UInt8] {
         var out: [UInt8] = []
         func zigzag(_ value: Int64) { Thrift.varint(UInt64(bitPattern: (value << 1) ^ (value >> 63)), into: &out) }
@@ -306,13 +307,16 @@ import Testing
         zigzag(values.first ?? 0)
         guard values.count > 1 else { return out }
         let deltas = zip(values.dropFirst(), values).map { $0 - $1 }
-        let minimum = deltas.min()!
-        zigzag(minimum)
-        out += [8, 8, 8, 8]
-        for miniblock in 0..<4 {
-            let slice = deltas.dropFirst(miniblock * 32).prefix(32)
-            guard !slice.isEmpty else { break }
-            out += (0..<32).map { index in index < slice.count ? UInt8(slice[slice.startIndex + index] - minimum) : 0 }
+        for blockStart in stride(from: 0, to: deltas.count, by: 128) {
+            let block = deltas[blockStart..<min(blockStart + 128, deltas.count)]
+            let minimum = block.min()!
+            zigzag(minimum)
+            out += [8, 8, 8, 8]
+            for miniblock in 0..<4 {
+                let slice = block.dropFirst(miniblock * 32).prefix(32)
+                guard !slice.isEmpty else { break }
+                out += (0..<32).map { index in index < slice.count ? UInt8(slice[slice.startIndex + index] - minimum) : 0 }
+            }
         }
         return out
     }
@@ -341,6 +345,14 @@ import Testing
         // DELTA_BYTE_ARRAY whose second prefix (5) is longer than the first value ("a").
         let strings = Self.deltaEncode([0, 5]) + Self.deltaEncode([1, 1]) + Array("ab".utf8)
         expectFailure(file(type: 6, encoding: 7, body: strings, rows: 2), .malformed, "prefix length 5 exceeds")
+        // DELTA_BYTE_ARRAY whose values each repeat all of the previous one: 20 000 values of a
+        // 60 KB page would expand to 200 MB. The cap stops it as it grows.
+        let count = 20_000
+        let bomb = Self.deltaEncode((0..<Int64(count)).map { $0 }) + Self.deltaEncode([Int64](repeating: 1, count: count))
+            + [UInt8](repeating: 0x61, count: count)
+        var limits = ParquetLimits()
+        limits.maximumPageValueBytes = 16 * 1024 * 1024
+        expectFailure(file(type: 6, encoding: 7, body: bomb, rows: count), .limitExceeded, "expand past the limit", limits: limits)
         // An encoding the page type cannot have.
         expectFailure(file(type: 1, encoding: 6, body: [0], rows: 1), .unsupported, "DELTA_LENGTH_BYTE_ARRAY")
     }
