@@ -29,7 +29,8 @@ public final class ParquetRecordSource: RecordSource {
 
     /// How a stored value becomes a field, from the column's physical and logical type.
     private enum Conversion {
-        case text, signed, unsigned, real, boolean, timeOfDay
+        /// UTF-8 text; `hex` renders fixed-length bytes (a UUID, a hash) as lower-case hex.
+        case text, hex, signed, unsigned, real, boolean, timeOfDay
         case decimal(scale: Int)
         case timestamp(nanosecondsPerUnit: Int64, zoned: Bool)
         case date, int96
@@ -73,8 +74,7 @@ public final class ParquetRecordSource: RecordSource {
         switch (column.physicalType, column.logicalType) {
         case (_, .decimal(let scale, _)): return .decimal(scale: scale)
         case (.byteArray, _): return .text
-        case (.fixedLenByteArray, _):
-            throw .parquet(.unsupported("column \"\(column.name)\": FIXED_LEN_BYTE_ARRAY other than DECIMAL"))
+        case (.fixedLenByteArray, _): return .hex
         case (.boolean, _): return .boolean
         case (.float, _), (.double, _): return .real
         case (.int96, _): return .int96
@@ -151,6 +151,9 @@ public final class ParquetRecordSource: RecordSource {
         switch (value, column.conversion) {
         case (.null, _): return nil
         case (.bytes(let bytes), .text): return .text(try text(bytes, column))
+        case (.bytes(let bytes), .hex):
+            let digits = Array("0123456789abcdef".utf8)
+            return .text(String(decoding: bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] }, as: UTF8.self))
         case (.boolean(let flag), _): return .json(.bool(flag))
         case (.float(let number), _): return .number(Double(number))
         case (.double(let number), _): return .number(number)

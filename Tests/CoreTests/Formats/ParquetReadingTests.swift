@@ -62,6 +62,7 @@ func pyarrowFile(_ script: String) throws -> [UInt8] {
                 "price": pa.array([decimal.Decimal("-12.340"), None, None, None, None, None, None], pa.decimal128(9, 3)),
                 "day": pa.array([datetime.date(2026, 3, 1), None, None, None, None, None, None], pa.date32()),
                 "on": pa.array([True, None, None, None, None, None, None]),
+                "tag": pa.array([b"\\x01\\xab\\x00\\xff", None, None, None, None, None, None], pa.binary(4)),
             })
             """)
         let result = try read(bytes, name: "typed.parquet")
@@ -71,7 +72,7 @@ func pyarrowFile(_ script: String) throws -> [UInt8] {
         #expect(first.externalDeviceID == "1" && first.timestamp == 1_772_344_800 && first.energyWh == 1.5)
         #expect(first.otherMetrics == [
             JSONMember("count", .number("10")), JSONMember("price", .number("-12.340")),
-            JSONMember("day", .string("2026-03-01")), JSONMember("on", .bool(true)),
+            JSONMember("day", .string("2026-03-01")), JSONMember("on", .bool(true)), JSONMember("tag", .string("01ab00ff")),
         ])
         // Row 4: the row's utc_offset applies to its naive timestamp (07:00+01:00 = 06:00Z).
         #expect(result.readings.first { $0.externalDeviceID == "4" }?.timestamp == 1_772_344_800)
