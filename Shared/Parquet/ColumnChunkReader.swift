@@ -90,7 +90,10 @@ public final class ColumnChunkReader {
         let rows = header.numValues
         var validity: [Bool]?
         var present = rows
+        // The values section: a range of a buffer (the page decompressed, or the chunk itself for
+        // an uncompressed v2 page), decoded where it lies rather than copied out.
         let values: [UInt8]
+        let valueRange: Range<Int>
         if version2 {
             let levels = header.repetitionLevelsLength + header.definitionLevelsLength
             guard header.repetitionLevelsLength == 0 else { throw .malformed("repetition levels in a flat column") }
@@ -108,15 +111,17 @@ public final class ColumnChunkReader {
             } else if header.definitionLevelsLength != 0 || header.numNulls != 0 {
                 throw .malformed("definition levels or nulls in a REQUIRED column")
             }
-            let valueRange = body.lowerBound + levels..<body.upperBound
+            let stored = body.lowerBound + levels..<body.upperBound
             let valueSize = header.uncompressedSize - levels
             if header.isCompressed {
-                values = try decompress(valueRange, size: valueSize)
+                values = try decompress(stored, size: valueSize)
+                valueRange = 0..<values.count
             } else {
-                guard valueRange.count == valueSize else {
-                    throw .malformed("an uncompressed values section of \(valueRange.count) bytes where \(valueSize) were declared")
+                guard stored.count == valueSize else {
+                    throw .malformed("an uncompressed values section of \(stored.count) bytes where \(valueSize) were declared")
                 }
-                values = Array(chunk[valueRange])
+                values = chunk
+                valueRange = stored
             }
         } else {
             let payload = try decompress(body, size: header.uncompressedSize)
@@ -129,13 +134,14 @@ public final class ColumnChunkReader {
                     let (validity, present) = try Self.definitionLevels(levels, rows: rows)
                     return (validity, present, cursor.position)
                 }
-                values = levelStart == 0 ? payload : Array(payload[levelStart...])
+                valueRange = levelStart..<payload.count
             } else {
-                values = payload
+                valueRange = 0..<payload.count
             }
+            values = payload
         }
         let storage = try values.withBytes { buffer throws(ParquetError) -> ColumnStorage in
-            var cursor = ByteCursor(buffer)
+            var cursor = ByteCursor(UnsafeRawBufferPointer(rebasing: buffer[valueRange]))
             return try decodeValues(&cursor, encoding: header.encoding, count: present)
         }
         guard storage.count == present else {

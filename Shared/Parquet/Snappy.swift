@@ -3,19 +3,11 @@
 enum Snappy {
     /// Decompresses a block that must expand to exactly `size` bytes.
     static func decompress(_ input: UnsafeRawBufferPointer, size: Int) throws(ParquetError) -> [UInt8] {
-        var position = 0
         // The preamble: the uncompressed length as a varint of at most 5 bytes (< 2^32).
-        var declared: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            guard position < input.count else { throw .malformed("snappy: the data ends inside its length") }
-            let byte = input[position]
-            position += 1
-            declared |= UInt64(byte & 0x7F) << shift
-            if byte & 0x80 == 0 { break }
-            shift += 7
-            guard shift < 35 else { throw .malformed("snappy: a length varint longer than 5 bytes") }
-        }
+        var preamble = ByteCursor(input)
+        let declared = try preamble.varint("snappy length")
+        guard preamble.position <= 5 else { throw .malformed("snappy: a length varint longer than 5 bytes") }
+        var position = preamble.position
         guard declared == UInt64(size) else {
             throw .malformed("snappy: the block declares \(declared) bytes, the page \(size)")
         }

@@ -12,11 +12,6 @@ public struct ByteArrayValues: Sendable, Equatable {
     public var count: Int { offsets.count - 1 }
 
     public subscript(index: Int) -> ArraySlice<UInt8> { bytes[offsets[index]..<offsets[index + 1]] }
-
-    mutating func append<C: Collection>(_ value: C) where C.Element == UInt8 {
-        bytes.append(contentsOf: value)
-        offsets.append(bytes.count)
-    }
 }
 
 /// A legacy INT96 timestamp: nanoseconds within a Julian day.

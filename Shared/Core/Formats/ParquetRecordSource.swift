@@ -169,16 +169,16 @@ public final class ParquetRecordSource: RecordSource {
             guard !overflow else {
                 // Beyond 1677…2262 in nanoseconds: whole seconds still fit.
                 let perSecond = 1_000_000_000 / perUnit
-                let (seconds, rest) = Self.floorDivide(count, perSecond)
+                let (seconds, rest) = Timestamp.floorDivide(count, perSecond)
                 return .timestamp(seconds: seconds, nanoseconds: Int32(rest * perUnit), zoned: zoned)
             }
-            let (seconds, rest) = Self.floorDivide(nanoseconds, 1_000_000_000)
+            let (seconds, rest) = Timestamp.floorDivide(nanoseconds, 1_000_000_000)
             return .timestamp(seconds: seconds, nanoseconds: Int32(rest), zoned: zoned)
         case (.int96(let stamp), _):
             guard let nanoseconds = stamp.unixNanoseconds else {
                 throw .parquet(.malformed("row \(row), column \"\(column.name)\": an INT96 timestamp out of range"))
             }
-            let (seconds, rest) = Self.floorDivide(nanoseconds, 1_000_000_000)
+            let (seconds, rest) = Timestamp.floorDivide(nanoseconds, 1_000_000_000)
             return .timestamp(seconds: seconds, nanoseconds: Int32(rest), zoned: true)
         case (.int32(let number), _): return .integer(Int64(number))
         case (.int64(let number), _): return .integer(number)
@@ -223,11 +223,5 @@ public final class ParquetRecordSource: RecordSource {
         var value = 1.0
         for _ in 0..<exponent { value *= 10 }
         return value
-    }
-
-    private static func floorDivide(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {
-        let quotient = value / divisor
-        let remainder = value % divisor
-        return remainder < 0 ? (quotient - 1, remainder + divisor) : (quotient, remainder)
     }
 }

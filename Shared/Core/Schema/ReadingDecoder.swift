@@ -361,8 +361,8 @@ public struct DuplicateTracker: Sendable {
 
     /// Records the reading; `false` if it was already there.
     public mutating func insert(site: String, device: String, timestamp: Int64) -> Bool {
-        let slot = Self.floorDivide(timestamp, slotSeconds)
-        let page = Self.floorDivide(slot, Self.pageSlots)
+        let slot = Timestamp.floorDivide(timestamp, slotSeconds).0
+        let page = Timestamp.floorDivide(slot, Self.pageSlots).0
         let bit = Int(slot - page * Self.pageSlots)
         let key = Device(site: site, device: device)
         var inserted = false
@@ -372,10 +372,5 @@ public struct DuplicateTracker: Sendable {
             words[bit / 64] |= mask
         }
         return inserted
-    }
-
-    private static func floorDivide(_ value: Int64, _ divisor: Int64) -> Int64 {
-        let quotient = value / divisor
-        return value % divisor < 0 ? quotient - 1 : quotient
     }
 }
