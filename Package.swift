@@ -43,22 +43,35 @@ let package = Package(
             name: "Cryptography", dependencies: ["COpenSSL"], path: "Shared/Cryptography",
             swiftSettings: strict),
 
-        // MARK: - The shared core
+        // MARK: - The shared modules (one-way: Core <- LambdaRuntime, Lake, Store <- Validation; docs/architecture.md)
         // Pure Swift Parquet reader (zlib and libzstd reach it only through Compression).
         .target(name: "Parquet", dependencies: ["Compression"], path: "Shared/Parquet", swiftSettings: strict),
+        // Pure: the canonical model, schema checks, readers, credential envelope, OAuth state, helpers.
         .target(
-            name: "Core",
-            dependencies: ["Parquet", "HTTPClient", "Cryptography", "Compression", "Postgres", .product(name: "Logging", package: "swift-log")],
-            path: "Shared/Core", swiftSettings: strict),
+            name: "Core", dependencies: ["Parquet", "Compression", "Cryptography"], path: "Shared/Core", swiftSettings: strict),
+        // The hand-written Lambda runtime loop, JSON logs, EMF metrics.
+        .target(
+            name: "LambdaRuntime", dependencies: ["Core", "HTTPClient", .product(name: "Logging", package: "swift-log")],
+            path: "Shared/LambdaRuntime", swiftSettings: strict),
+        // The lake: the ObjectStore port, S3 (SigV4) and local stores, the key layout, S3 events.
+        .target(name: "Lake", dependencies: ["Core", "HTTPClient", "Cryptography"], path: "Shared/Lake", swiftSettings: strict),
+        // PostgreSQL: migrations, the reading loader, partitions, repositories.
+        .target(name: "Store", dependencies: ["Core", "Postgres", "Cryptography"], path: "Shared/Store", swiftSettings: strict),
+        // The validator pipeline: event -> object -> rows -> database -> move.
+        .target(
+            name: "Validation",
+            dependencies: ["Core", "Lake", "LambdaRuntime", "Store", "Postgres", .product(name: "Logging", package: "swift-log")],
+            path: "Shared/Validation", swiftSettings: strict),
 
         // MARK: - Lambda functions (one executable each; build.sh bundles them as bootstrap)
         .executableTarget(
-            name: "validator", dependencies: ["Core"], path: "Functions/validator", swiftSettings: strict),
+            name: "validator", dependencies: ["Validation", "Lake", "LambdaRuntime"], path: "Functions/validator",
+            swiftSettings: strict),
 
         // MARK: - Operator tools
         .executableTarget(
-            name: "meterlake", dependencies: ["Core", "Postgres"], path: "Tools/meterlake",
-            swiftSettings: strict),
+            name: "meterlake", dependencies: ["Core", "Lake", "LambdaRuntime", "Store", "Postgres", "Validation"],
+            path: "Tools/meterlake", swiftSettings: strict),
 
         // MARK: - Benchmarks (release builds; see Benchmarks/run.sh)
         .target(name: "BenchmarkSupport", path: "Benchmarks/Support", swiftSettings: strict),
@@ -66,30 +79,40 @@ let package = Package(
             name: "reader-benchmark", dependencies: ["BenchmarkSupport", "Core"], path: "Benchmarks/ReaderBenchmark",
             swiftSettings: strict),
         .executableTarget(
-            name: "loader-benchmark", dependencies: ["BenchmarkSupport", "Core", "Postgres"], path: "Benchmarks/LoaderBenchmark",
+            name: "loader-benchmark", dependencies: ["BenchmarkSupport", "Core", "Store", "Postgres"], path: "Benchmarks/LoaderBenchmark",
             swiftSettings: strict),
         .executableTarget(
             name: "parquet-benchmark", dependencies: ["BenchmarkSupport", "Core", "Parquet"], path: "Benchmarks/ParquetBenchmark",
             swiftSettings: strict),
         .executableTarget(
-            name: "s3-benchmark", dependencies: ["BenchmarkSupport", "Core", "HTTPClient"], path: "Benchmarks/S3Benchmark", swiftSettings: strict),
+            name: "s3-benchmark", dependencies: ["BenchmarkSupport", "Core", "Lake", "HTTPClient"], path: "Benchmarks/S3Benchmark",
+            swiftSettings: strict),
 
-        // MARK: - Tests
+        // MARK: - Tests (one target per module; IntegrationTests holds what needs PostgreSQL, moto or built binaries)
         .target(
-            name: "TestSupport", dependencies: ["Core", "HTTPClient", "Postgres"], path: "Tests/TestSupport",
+            name: "TestSupport", dependencies: ["Core", "Store", "HTTPClient", "Postgres"], path: "Tests/TestSupport",
             swiftSettings: strict),
         // A minimal function binary that the runtime tests drive through a local Runtime API.
         .executableTarget(
-            name: "runtime-probe", dependencies: ["Core"], path: "Tests/RuntimeProbe",
+            name: "runtime-probe", dependencies: ["Core", "LambdaRuntime"], path: "Tests/RuntimeProbe",
             swiftSettings: strict),
         .testTarget(
-            name: "CoreTests", dependencies: ["Core", "Cryptography", "TestSupport"], path: "Tests/CoreTests",
-            exclude: ["Fixtures"], swiftSettings: strict),
+            name: "CoreTests", dependencies: ["Core", "Cryptography", "TestSupport"], path: "Tests/CoreTests", swiftSettings: strict),
+        .testTarget(
+            name: "LambdaRuntimeTests", dependencies: ["Core", "LambdaRuntime", "TestSupport"], path: "Tests/LambdaRuntimeTests",
+            swiftSettings: strict),
+        .testTarget(
+            name: "LakeTests", dependencies: ["Core", "Lake", "Cryptography", "TestSupport"], path: "Tests/LakeTests",
+            swiftSettings: strict),
+        .testTarget(
+            name: "ValidationTests", dependencies: ["Core", "LambdaRuntime", "Store", "Validation", "TestSupport"],
+            path: "Tests/ValidationTests", swiftSettings: strict),
         .testTarget(
             name: "ParquetTests", dependencies: ["Parquet", "TestSupport"], path: "Tests/ParquetTests",
             exclude: ["make_corpus.py"], swiftSettings: strict),
         .testTarget(
-            name: "IntegrationTests", dependencies: ["Core", "HTTPClient", "Postgres", "Cryptography", "TestSupport"],
+            name: "IntegrationTests",
+            dependencies: ["Core", "Lake", "LambdaRuntime", "Store", "Validation", "HTTPClient", "Postgres", "Cryptography", "TestSupport"],
             path: "Tests/IntegrationTests", swiftSettings: strict),
     ]
 )

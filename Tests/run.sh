@@ -23,6 +23,10 @@ check_boundary CZlib Shared/Compression
 check_boundary CZstd Shared/Compression
 check_boundary CLibPQ Shared/Postgres
 
+# Each shared module imports only the modules beneath it (docs/architecture.md): Core is pure,
+# nothing imports a function or tool, no cycle.
+python3 Tests/check_layers.py
+
 echo "==> building (debug, with tests)"
 swift build --build-tests
 

@@ -5,6 +5,7 @@
 //   Benchmarks/run.sh   (starts a throwaway PostgreSQL and sets DATABASE_URL)
 import BenchmarkSupport
 import Core
+import Store
 import Postgres
 
 #if canImport(Glibc)

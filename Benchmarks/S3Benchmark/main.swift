@@ -4,6 +4,7 @@
 //   Benchmarks/run.sh   (starts moto and sets MOTO_S3_ENDPOINT)
 import BenchmarkSupport
 import Core
+import Lake
 import HTTPClient
 
 #if canImport(Glibc)

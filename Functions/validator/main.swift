@@ -1,5 +1,7 @@
 // The validator function: S3 ObjectCreated events on raw/ → checked, loaded, moved.
-import Core
+import Lake
+import LambdaRuntime
+import Validation
 
 Lambda.main(name: "validator", typed: { environment, _ in
     Validator(configuration: try ValidatorConfiguration(environment: environment), store: try ObjectStores.make(environment: environment))

@@ -1,6 +1,7 @@
 // A minimal function binary for the runtime tests: the real loop, the real libcurl client,
 // a handler whose behaviour each event chooses.
 import Core
+import LambdaRuntime
 
 #if canImport(Glibc)
 import Glibc
@@ -21,7 +22,7 @@ struct ProbeOutput: Encodable {
     var clientContext: String?
 }
 
-struct ProbeFailure: LambdaReportableError, CustomStringConvertible {
+struct ProbeFailure: ReportableError, CustomStringConvertible {
     var text: String
     var errorType: String { "Probe.Failure" }
     var description: String { "asked to fail: \(text)" }

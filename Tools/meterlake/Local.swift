@@ -1,5 +1,9 @@
 // meterlake local: the main job on one machine, on embedded defaults.
 import Core
+import Lake
+import LambdaRuntime
+import Store
+import Validation
 import FoundationEssentials
 import Postgres
 
@@ -79,10 +83,10 @@ enum LocalRun {
         out += "lake: \(lake)\n\n"
         out += pad("file", 27) + pad("status", 13) + pad("rows", 6) + pad("loaded", 8) + pad("rejected", 10) + "destination\n"
         for file in response.files {
-            out += pad(String(file.key.split(separator: "/").last ?? ""), 27) + pad(file.status, 13) + pad(String(file.rowsProcessed), 6)
+            out += pad(String(file.key.split(separator: "/").last ?? ""), 27) + pad(file.status.rawValue, 13) + pad(String(file.rowsProcessed), 6)
                 + pad(String(file.rowsLoaded), 8) + pad(String(file.rowsRejected), 10) + (file.destination ?? "-") + "\n"
         }
-        for file in response.files where file.status == "quarantined" {
+        for file in response.files where file.status == .quarantined {
             out += "\nquarantined \(file.key.split(separator: "/").last ?? ""): \(file.reason ?? "")\n"
             let reportKey = (file.destination ?? "") + ".report.json"
             let reportPath = makeTemporaryDirectory() + "/report.json"

@@ -1,5 +1,7 @@
 // meterlake: the operator command. See `meterlake help`.
 import Core
+import LambdaRuntime
+import Store
 import FoundationEssentials
 import Postgres
 

@@ -50,7 +50,7 @@ public struct SchemaViolation: Equatable, Sendable, CustomStringConvertible {
 }
 
 /// A file that cannot be read as a whole: nothing from it may load. Each case says where.
-public enum FileFormatError: Error, Equatable, Sendable, CustomStringConvertible, LambdaReportableError {
+public enum FileFormatError: Error, Equatable, Sendable, CustomStringConvertible, ReportableError {
     case invalidUTF8(line: Int)
     case unterminatedQuote(line: Int)
     case strayQuote(line: Int, column: Int)

@@ -2,7 +2,7 @@ import Cryptography
 
 /// Why an envelope did not open. Deliberately coarse: the outside learns that it failed and
 /// whether the text was even an envelope, never which byte or key was wrong.
-public enum EnvelopeError: Error, Equatable, Sendable, CustomStringConvertible, LambdaReportableError {
+public enum EnvelopeError: Error, Equatable, Sendable, CustomStringConvertible, ReportableError {
     /// Not strict Base64, or shorter than nonce + tag (28 bytes).
     case malformed(reason: String)
     /// No configured key opens it, or a byte was changed.

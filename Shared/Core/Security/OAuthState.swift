@@ -18,7 +18,7 @@ public struct OAuthStatePayload: Codable, Equatable, Sendable {
 }
 
 /// Why a `state` was refused. Every case is a hard failure: no fallback organisation.
-public enum OAuthStateError: Error, Equatable, Sendable, CustomStringConvertible, LambdaReportableError {
+public enum OAuthStateError: Error, Equatable, Sendable, CustomStringConvertible, ReportableError {
     case malformed(reason: String)
     /// No signature part: an unsigned or legacy state.
     case unsigned

@@ -10,6 +10,15 @@ public enum WallClock {
         clock_gettime(CLOCK_REALTIME, &now)
         return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
+
+    /// Blocks the calling thread for `duration` (retry back-off; the runtime loop owns its thread, so
+    /// nothing else waits on it).
+    public static func sleep(for duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+    }
 }
 
 /// Calendar arithmetic on the proleptic Gregorian calendar in UTC, with no Foundation and no

@@ -1,6 +1,7 @@
 import Core
 import Foundation
 import Testing
+import TestSupport
 
 /// Reads a whole file through ``ReadingFileReader`` into readings and violations.
 struct ReadResult {

@@ -2,6 +2,7 @@ import Core
 import Cryptography
 import Foundation
 import Testing
+import TestSupport
 
 /// One record of a NIST CAVP `.rsp` file.
 struct CAVPRecord {

@@ -1,7 +1,5 @@
 import Core
 import Foundation
-import Logging
-import Synchronization
 import Testing
 
 @Suite struct JSONWriterTests {
@@ -55,35 +53,6 @@ import Testing
     }
 }
 
-@Suite struct JSONLogHandlerTests {
-    final class Lines: Sendable {
-        let storage = Mutex<[String]>([])
-        var all: [String] { storage.withLock { $0 } }
-    }
-
-    @Test func writesOneJSONObjectPerLineWithLambdaLevelsAndMetadata() throws {
-        let lines = Lines()
-        let output = LogOutput { bytes in lines.storage.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) } }
-        var logger = Logger(label: "t") { _ in JSONLogHandler(level: .debug, output: output, clock: { 1_772_345_702_301 }) }
-        logger[metadataKey: "requestId"] = "req-1"
-        logger.warning("row rejected\nsecond line", metadata: ["rows": .stringConvertible(1432), "key": "raw/site 7/a.csv"])
-        logger.trace("not written")
-        logger.critical("dying")
-        #expect(lines.all.count == 2)
-        #expect(lines.all[0] == #"{"timestamp":"2026-03-01T06:15:02.301Z","level":"WARN","message":"row rejected\nsecond line","key":"raw/site 7/a.csv","requestId":"req-1","rows":1432}"# + "\n")
-        #expect(lines.all[1].contains(#""level":"FATAL""#))
-    }
-
-    @Test func lambdaLevelNamesRoundTrip() {
-        for level in [Logger.Level.trace, .debug, .info, .warning, .error, .critical] {
-            #expect(JSONLogHandler.level(fromLambdaName: JSONLogHandler.lambdaName(of: level)) == level)
-        }
-        #expect(JSONLogHandler.level(fromLambdaName: "warn") == .warning)
-        #expect(JSONLogHandler.level(fromLambdaName: "verbose") == nil)
-        #expect(JSONLogHandler.level(fromLambdaName: nil) == nil)
-    }
-}
-
 @Suite struct EnvironmentTests {
     @Test func requireAndConvert() throws {
         let environment = Environment(["A": "1", "B": "x", "EMPTY": ""])
@@ -99,32 +68,5 @@ import Testing
             #expect(error.description.contains("SECRET"))
             #expect(!error.description.contains("hunter2"))
         }
-    }
-}
-
-@Suite struct MetricsTests {
-    @Test func emitsOneEmbeddedMetricFormatLineCloudWatchAccepts() throws {
-        let lines = JSONLogHandlerTests.Lines()
-        let output = LogOutput { bytes in lines.storage.withLock { $0.append(String(decoding: bytes, as: UTF8.self)) } }
-        let result = FileResult(key: "raw/manual/42/2026-03-01/a.csv", status: "quarantined", rowsProcessed: 20, rowsLoaded: 0,
-                                rowsRejected: 5, destination: "quarantine/x", reason: "too many rejects")
-        Metrics.emit(result, durationMilliseconds: 37, requestID: "req-9", now: 1_772_345_702_301, output: output)
-        #expect(lines.all.count == 1)
-        #expect(lines.all[0].hasSuffix("\n") && !lines.all[0].dropLast().contains("\n"), "one line")
-        let line = try #require(try JSONSerialization.jsonObject(with: Data(lines.all[0].utf8)) as? [String: Any])
-        let aws = try #require(line["_aws"] as? [String: Any])
-        #expect(aws["Timestamp"] as? Int == 1_772_345_702_301)
-        let directive = try #require((aws["CloudWatchMetrics"] as? [[String: Any]])?.first)
-        #expect(directive["Namespace"] as? String == "Meterlake")
-        // Every dimension and metric the directive names is a top-level member of the right type.
-        for set in try #require(directive["Dimensions"] as? [[String]]) {
-            for name in set { #expect(line[name] is String, "dimension \(name)") }
-        }
-        let metrics = try #require(directive["Metrics"] as? [[String: String]])
-        for metric in metrics { #expect(line[metric["Name"]!] is Int, "metric \(metric["Name"]!)") }
-        #expect(line["RowsRejected"] as? Int == 5 && line["Quarantined"] as? Int == 1 && line["Duration"] as? Int == 37)
-        #expect(line["requestId"] as? String == "req-9" && line["Status"] as? String == "quarantined")
-        // Request ids and keys stay log fields, never dimensions (each value would be a billed metric).
-        #expect(!(directive["Dimensions"] as! [[String]]).joined().contains("requestId"))
     }
 }

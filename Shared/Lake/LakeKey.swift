@@ -1,0 +1,66 @@
+import Core
+
+/// A landed file's key, checked: `raw/{source}/{org_id}/{YYYY-MM-DD}/{name}`.
+public struct LakeKey: Sendable, Equatable {
+    public var key: String
+    public var source: SourceSystem
+    public var organizationID: Int64
+    public var date: String
+    /// The key without its leading `raw/`: the lossless tail of `validated/` and `quarantine/` keys.
+    public var rest: String
+
+    /// Why a key under `raw/` cannot be trusted.
+    public enum Problem: Error, Equatable, Sendable, CustomStringConvertible {
+        case shape
+        case unknownSource(String)
+        case organization(String)
+        case date(String)
+        case dotSegment
+        case tooLong
+
+        public var description: String {
+            switch self {
+            case .shape: "the key is not raw/{source}/{org_id}/{YYYY-MM-DD}/{name}"
+            case .unknownSource(let source): "unknown source \"\(source)\" (expected \(SourceSystem.allCases.map(\.rawValue).joined(separator: ", ")))"
+            case .organization(let text): "the organisation id \"\(text)\" is not a positive integer without leading zeros"
+            case .date(let text): "\"\(text)\" is not a YYYY-MM-DD date"
+            case .dotSegment: "the key has an empty, . or .. segment"
+            case .tooLong: "the key is longer than 1024 bytes"
+            }
+        }
+    }
+
+    /// Parses a key known to start with `raw/`.
+    public init(_ key: String) throws(Problem) {
+        guard key.utf8.count <= 1024 else { throw .tooLong }
+        let parts = key.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count >= 5, parts[0] == "raw" else { throw .shape }
+        guard !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else { throw .dotSegment }
+        guard let source = SourceSystem(rawValue: parts[1]) else { throw .unknownSource(parts[1]) }
+        let org = parts[2]
+        guard org.utf8.count <= 18, org.first != "0", org.allSatisfy({ $0.isASCII && $0.isNumber }), let id = Int64(org), id > 0 else {
+            throw .organization(org)
+        }
+        let date = parts[3]
+        let digits = Array(date.utf8)
+        guard digits.count == 10, digits[4] == 0x2D, digits[7] == 0x2D,
+            case .naive = ISO8601.parse(date + "T00:00")
+        else { throw .date(date) }
+        self.key = key
+        self.source = source
+        self.organizationID = id
+        self.date = date
+        self.rest = String(key.dropFirst(4))
+    }
+
+    /// `validated/{day}/{rest}` or `quarantine/{day}/{rest}` for a raw key (checked or not).
+    public static func destination(_ area: LakeArea, day: String, rawKey: String) -> String {
+        "\(area.rawValue)/\(day)/\(rawKey.dropFirst(4))"
+    }
+}
+
+/// Where a landed file ends up, by the UTC day it was processed.
+public enum LakeArea: String, Sendable, CaseIterable {
+    case validated
+    case quarantine
+}

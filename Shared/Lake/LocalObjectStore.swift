@@ -1,0 +1,223 @@
+import Core
+import Cryptography
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A local directory used as the bucket (`METERLAKE_LAKE_DIR`): the embedded default for running
+/// on one machine, with S3's semantics.
+///
+/// A key is never joined onto a path as it is. In each `/`-separated segment `%` and control
+/// characters are percent-encoded, a segment of only dots is encoded whole, and an empty segment
+/// becomes `%`; so `raw/../x` and `a//b` are files inside the directory that list back as the same
+/// keys, while `raw/manual/42/2026-03-01/site 7.csv` stays readable (and can be dropped in by hand). Writes go to a temporary file first and are renamed into place:
+/// no reader ever sees half an object.
+public final class LocalObjectStore: ObjectStore {
+    public let directory: String
+    private static let temporary = "%tmp"
+
+    public init(directory: String) throws(ObjectStoreError) {
+        var directory = directory
+        while directory.count > 1, directory.hasSuffix("/") { directory.removeLast() }
+        self.directory = directory
+        try Self.makeDirectories(directory + "/" + Self.temporary, key: "")
+    }
+
+    public var location: String { "file://\(directory)" }
+
+    // MARK: - Key ↔ path
+
+    static func encode(segment: String) -> String {
+        if segment.isEmpty { return "%" }
+        if segment.allSatisfy({ $0 == "." }) { return String(repeating: "%2E", count: segment.count) }
+        let hex = Array("0123456789ABCDEF".utf8)
+        var bytes: [UInt8] = []
+        for byte in segment.utf8 {
+            if byte == UInt8(ascii: "%") || byte < 0x20 || byte == 0x7F {
+                bytes += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 15)]]
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func decode(segment: String) -> String? {
+        if segment == "%" { return "" }
+        var bytes: [UInt8] = []
+        var utf8 = Array(segment.utf8)[...]
+        while let byte = utf8.popFirst() {
+            if byte == UInt8(ascii: "%") {
+                guard utf8.count >= 2, let value = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16) else { return nil }
+                bytes.append(value)
+                utf8 = utf8.dropFirst(2)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    func path(for key: String) throws(ObjectStoreError) -> String {
+        guard !key.isEmpty else { throw .invalidKey(key: key, reason: "empty") }
+        guard key.utf8.count <= 1024 else { throw .invalidKey(key: key, reason: "longer than 1024 bytes") }
+        return directory + "/" + key.split(separator: "/", omittingEmptySubsequences: false).map { Self.encode(segment: String($0)) }.joined(separator: "/")
+    }
+
+    // MARK: - Operations
+
+    public func get(_ key: String, to destination: String, range: ClosedRange<Int64>?) throws(ObjectStoreError) -> ObjectInfo {
+        let source = try path(for: key)
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw errno == ENOENT || errno == ENOTDIR ? .noSuchKey(key: key) : .local(key: key, reason: Self.errorText()) }
+        defer { close(input) }
+        let output = open(destination, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard output >= 0 else { throw .local(key: key, reason: "cannot create \(destination): \(Self.errorText())") }
+        defer { close(output) }
+        var remaining = Int64.max
+        if let range {
+            guard lseek(input, off_t(range.lowerBound), SEEK_SET) >= 0 else { throw .local(key: key, reason: Self.errorText()) }
+            remaining = range.upperBound - range.lowerBound + 1
+        }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var copied: Int64 = 0
+        while remaining > 0 {
+            let count = read(input, &buffer, Int(min(Int64(buffer.count), remaining)))
+            if count == 0 { break }
+            guard count > 0 else { throw .local(key: key, reason: Self.errorText()) }
+            try Self.writeAll(output, buffer, count: count, key: key)
+            copied += Int64(count)
+            remaining -= Int64(count)
+        }
+        return ObjectInfo(key: key, size: copied, etag: try head(key)?.etag)
+    }
+
+    public func head(_ key: String) throws(ObjectStoreError) -> ObjectInfo? {
+        var info = stat()
+        guard stat(try path(for: key), &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return ObjectInfo(key: key, size: Int64(info.st_size), etag: "\(info.st_size)-\(info.st_mtim.tv_sec)\(info.st_mtim.tv_nsec)")
+    }
+
+    public func put(_ key: String, body: ObjectBody, contentType: String?) throws(ObjectStoreError) -> ObjectInfo {
+        let destination = try path(for: key)
+        try Self.makeDirectories(String(destination[..<destination.lastIndex(of: "/")!]), key: key)
+        let staged = directory + "/" + Self.temporary + "/" + Hex.encode(SecureRandom.bytes(12))
+        let output = open(staged, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard output >= 0 else { throw .local(key: key, reason: Self.errorText()) }
+        var succeeded = false
+        defer {
+            close(output)
+            if !succeeded { unlink(staged) }
+        }
+        switch body {
+        case .bytes(let bytes):
+            try Self.writeAll(output, bytes, count: bytes.count, key: key)
+        case .file(let path):
+            let input = open(path, O_RDONLY | O_CLOEXEC)
+            guard input >= 0 else { throw .local(key: key, reason: "cannot read \(path): \(Self.errorText())") }
+            defer { close(input) }
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            while true {
+                let count = read(input, &buffer, buffer.count)
+                if count == 0 { break }
+                guard count > 0 else { throw .local(key: key, reason: Self.errorText()) }
+                try Self.writeAll(output, buffer, count: count, key: key)
+            }
+        }
+        guard fsync(output) == 0, rename(staged, destination) == 0 else { throw .local(key: key, reason: Self.errorText()) }
+        succeeded = true
+        return try head(key) ?? ObjectInfo(key: key, size: 0, etag: nil)
+    }
+
+    /// Like S3's server-side copy, takes no time whatever the size: the destination becomes a
+    /// second hard link to the source's file (staged, then renamed into place). Sharing is safe
+    /// because the store never writes into an existing file: every write is a new file renamed
+    /// over the key. (Overwriting a key in place by hand, `cp` onto an existing file, would change
+    /// its copies too; drop new files in instead.) Falls back to copying the bytes where links
+    /// are not possible.
+    public func copy(from source: String, to destination: String) throws(ObjectStoreError) {
+        guard try head(source) != nil else { throw .noSuchKey(key: source) }
+        let target = try path(for: destination)
+        try Self.makeDirectories(String(target[..<target.lastIndex(of: "/")!]), key: destination)
+        let staged = directory + "/" + Self.temporary + "/" + Hex.encode(SecureRandom.bytes(12))
+        if link(try path(for: source), staged) == 0 {
+            guard rename(staged, target) == 0 else {
+                let reason = Self.errorText()
+                unlink(staged)
+                throw .local(key: destination, reason: reason)
+            }
+            return
+        }
+        _ = try put(destination, body: .file(path: try path(for: source)), contentType: nil)
+    }
+
+    public func delete(_ key: String) throws(ObjectStoreError) {
+        guard unlink(try path(for: key)) == 0 || errno == ENOENT || errno == ENOTDIR else {
+            throw .local(key: key, reason: Self.errorText())
+        }
+    }
+
+    public func list(prefix: String) throws(ObjectStoreError) -> [ObjectInfo] {
+        var keys: [String] = []
+        walk(directory, keyPrefix: nil, into: &keys)
+        var objects: [ObjectInfo] = []
+        for key in keys.filter({ $0.hasPrefix(prefix) }).sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }) {
+            if let info = try head(key) { objects.append(info) }
+        }
+        return objects
+    }
+
+    private func walk(_ path: String, keyPrefix: String?, into keys: inout [String]) {
+        guard let handle = opendir(path) else { return }
+        defer { closedir(handle) }
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name == "." || name == ".." || (keyPrefix == nil && name == Self.temporary) { continue }
+            guard let segment = Self.decode(segment: name) else { continue }
+            let key = keyPrefix.map { $0 + "/" + segment } ?? segment
+            var info = stat()
+            guard stat(path + "/" + name, &info) == 0 else { continue }
+            if (info.st_mode & S_IFMT) == S_IFDIR {
+                walk(path + "/" + name, keyPrefix: key, into: &keys)
+            } else if (info.st_mode & S_IFMT) == S_IFREG {
+                keys.append(key)
+            }
+        }
+    }
+
+    /// A `file://` URL: the local store has no credentials to sign with, and the directory is
+    /// already readable by whoever holds the URL.
+    public func presignedURL(method: String, key: String, expires: Int, now: Int64) throws(ObjectStoreError) -> String {
+        "file://" + SigV4Signer.encodePath(try path(for: key))
+    }
+
+    // MARK: - Files
+
+    private static func makeDirectories(_ path: String, key: String) throws(ObjectStoreError) {
+        var current = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, 0o755) != 0, errno != EEXIST {
+                throw .local(key: key, reason: "cannot create \(current): \(errorText())")
+            }
+        }
+    }
+
+    private static func writeAll(_ descriptor: Int32, _ bytes: [UInt8], count: Int, key: String) throws(ObjectStoreError) {
+        var offset = 0
+        while offset < count {
+            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, count - offset) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw .local(key: key, reason: errorText())
+            }
+            offset += written
+        }
+    }
+
+    private static func errorText() -> String { String(cString: strerror(errno)) }
+}
+
+@available(*, unavailable)
+extension LocalObjectStore: Sendable {}

@@ -1,0 +1,57 @@
+import Core
+import LambdaRuntime
+
+/// A failure worth retrying (database unreachable, S3 throttling after retries, too little time):
+/// the invocation fails, Lambda retries the event, and the object stays in `raw/`.
+public struct TransientFailure: ReportableError, CustomStringConvertible {
+    public var key: String
+    public var reason: String
+    public var errorType: String { "Validator.Transient" }
+    public var description: String { "\(key): \(reason) (the file stays in raw/; the event will be retried)" }
+}
+
+/// Settings of the validator function.
+public struct ValidatorConfiguration: Sendable {
+    public var databaseURL: String
+    /// Share of rejected rows above which the whole file is quarantined.
+    public var rejectThreshold: Double
+    public var limits = ValidationLimits()
+    /// Where objects are downloaded (Lambda's /tmp).
+    public var scratchDirectory: String
+    /// The bucket events must name (S3 only); `nil` accepts any (the local lake).
+    public var bucket: String?
+    /// Violations kept in a report.
+    public var maximumReportedViolations = 1000
+    /// Violations kept in `ingestion_log.errors` for a quarantined file.
+    public var maximumLoggedViolations = 100
+    /// Time to keep in hand before starting a file: below it the invocation fails for a retry.
+    public var minimumTimeLeft: Duration = .seconds(15)
+    /// Rows per batch: one COPY each; two batches are read ahead.
+    public var batchRows = 10_000
+
+    public init(databaseURL: String, rejectThreshold: Double = 0.05, scratchDirectory: String = "/tmp", bucket: String? = nil) {
+        self.databaseURL = databaseURL
+        self.rejectThreshold = rejectThreshold
+        self.scratchDirectory = scratchDirectory
+        self.bucket = bucket
+    }
+
+    /// `DATABASE_URL`, `METERLAKE_REJECT_THRESHOLD` (default 0.05), `METERLAKE_BUCKET` unless
+    /// `METERLAKE_LAKE_DIR` is set, `METERLAKE_SCRATCH_DIR` (default /tmp).
+    public init(environment: Environment) throws(ConfigurationError) {
+        let threshold = try environment.get("METERLAKE_REJECT_THRESHOLD", as: Double.self) ?? 0.05
+        guard (0...1).contains(threshold) else {
+            throw .invalid(name: "METERLAKE_REJECT_THRESHOLD", reason: "must be a share between 0 and 1")
+        }
+        self.init(
+            databaseURL: try environment.require("DATABASE_URL"), rejectThreshold: threshold,
+            scratchDirectory: environment["METERLAKE_SCRATCH_DIR"] ?? "/tmp",
+            bucket: environment["METERLAKE_LAKE_DIR"] == nil ? environment["METERLAKE_BUCKET"] : nil)
+    }
+
+    /// Whether a file whose load ended with `summary` is accepted: it has rows, and its share of
+    /// rejected rows is at most the threshold (exactly the threshold is accepted).
+    public func accepts(rowsProcessed: Int, rowsRejected: Int) -> Bool {
+        rowsProcessed > 0 && Double(rowsRejected) / Double(rowsProcessed) <= rejectThreshold
+    }
+}

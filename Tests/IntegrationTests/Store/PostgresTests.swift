@@ -1,0 +1,259 @@
+import Core
+import Lake
+import LambdaRuntime
+import Store
+import Validation
+import Foundation
+import Postgres
+import Testing
+import TestSupport
+
+/// A reading for organisation 42, source manual.
+func reading(
+    site: String = "site-1", device: String, at time: Int64, interval: Int = 900, energy: Double? = 100,
+    power: Double? = 400, metrics: [JSONMember] = [], quality: ReadingQuality = .measured
+) -> MeterReading {
+    MeterReading(
+        sourceSystem: .manual, organizationID: 42, externalSiteID: site, externalDeviceID: device, timestamp: time,
+        readingIntervalSeconds: interval, energyWh: energy, powerW: power, otherMetrics: metrics, quality: quality,
+        ingestedAt: 1_772_400_000_000)
+}
+
+func file(_ key: String, sha: String = String(repeating: "ab", count: 32)) -> IngestedFile {
+    IngestedFile(bucket: "lake", key: key, size: 1234, etag: "etag-1", sha256: sha, source: .manual, organizationID: 42)
+}
+
+/// Hands out `batches` one at a time, as a file reader would.
+func batches(_ groups: [[MeterReading]]) -> () throws -> ReadingBatch? {
+    var remaining = groups[...]
+    return {
+        guard let next = remaining.popFirst() else { return nil }
+        return ReadingBatch(readings: next, violations: [], rowsProcessed: next.count, rowsRejected: 0)
+    }
+}
+
+func loaded(_ outcome: LoadOutcome) throws -> LoadSummary {
+    guard case .loaded(let summary) = outcome else {
+        Issue.record("expected a committed load, got \(outcome)")
+        throw TestDatabaseError.noDatabase
+    }
+    return summary
+}
+
+let march2026: Int64 = 1_772_323_200  // 2026-03-01T00:00:00Z
+
+@Suite struct MigrationTests {
+    @Test func migratesFromEmptyAndAgainAndDetectsEditedHistory() throws {
+        let database = try TestDatabase(migrated: false)
+        let connection = try database.connect()
+        #expect(try MigrationRunner.migrate(connection) == [1, 2, 3])
+        #expect(try MigrationRunner.migrate(connection) == [])
+        let sources = try connection.query("SELECT id, name FROM data_source ORDER BY id")
+        #expect(sources.rows.map { $0[1]! } == ["solaredge", "enphase", "sma", "goodwe", "snowflake", "manual"])
+        #expect(sources.rows.map { Int($0[0]!)! } == SourceSystem.allCases.map(\.id))
+        #expect(try connection.query("SELECT count(*) AS n FROM schema_migrations")[0, "n"] == "3")
+
+        var edited = Migration.all
+        edited[1] = Migration(version: 2, name: "readings", sql: edited[1].sql + "\n-- edited")
+        #expect(throws: MigrationError.modified(version: 2, name: "readings")) { try MigrationRunner.migrate(connection, migrations: edited) }
+        try connection.query("INSERT INTO schema_migrations (version, name, checksum) VALUES (99, 'future', 'x')")
+        #expect(throws: MigrationError.unknown(version: 99)) { try MigrationRunner.migrate(connection) }
+    }
+}
+
+@Suite struct ReadingLoaderTests {
+    @Test func loads100kRowsAcrossMonthsWithMetersPartitionsAndTheLog() throws {
+        let database = try TestDatabase()
+        let connection = try database.connect()
+        // 50 devices × 2000 hourly intervals from 2026-03-01: crosses into April and May.
+        var groups: [[MeterReading]] = []
+        var expectedEnergy = 0.0
+        for slot in stride(from: 0, to: 2000, by: 200) {
+            var group: [MeterReading] = []
+            for hour in slot..<(slot + 200) {
+                for device in 0..<50 {
+                    let energy = Double((hour * 50 + device) % 997) + 0.5
+                    expectedEnergy += energy
+                    group.append(reading(device: "inv-\(device)", at: march2026 + Int64(hour) * 3600, interval: 3600, energy: energy))
+                }
+            }
+            groups.append(group)
+        }
+        let summary = try loaded(try ReadingLoader(connection: connection).load(file("raw/manual/42/2026-03-01/big.csv"), batches: batches(groups)))
+        #expect(summary.rowsInserted == 100_000)
+        #expect(summary.rowsProcessed == 100_000)
+        #expect(summary.metersCreated == 50)
+        #expect(summary.batchesUpserted == 0)
+        #expect(summary.partitionsCreated == ["meter_reading_y2026m03", "meter_reading_y2026m04", "meter_reading_y2026m05"])
+        let totals = try connection.query("SELECT count(*) AS n, sum(energy_wh) AS e, count(DISTINCT meter_id) AS m FROM meter_reading")
+        #expect(totals[0, "n"] == "100000")
+        #expect(abs(Double(totals[0, "e"]!)! - expectedEnergy) < 1e-6)
+        #expect(totals[0, "m"] == "50")
+        let log = try connection.query("SELECT status, rows_processed, rows_loaded, rows_rejected, data_source_id, organization_id, finished_at IS NOT NULL AS done FROM ingestion_log")
+        #expect(log.rows == [["validated", "100000", "100000", "0", "6", "42", "t"]])
+        let ingestion = try connection.query("SELECT count(DISTINCT ingestion_id) AS n, min(ingestion_id) = (SELECT id FROM ingestion_log) AS linked FROM meter_reading")
+        #expect(ingestion[0, "n"] == "1" && ingestion[0, "linked"] == "t")
+    }
+
+    @Test func aResentFileChangesNothingAndACorrectedOneReplacesOnlyWhatDiffers() throws {
+        let database = try TestDatabase()
+        let connection = try database.connect()
+        let loader = ReadingLoader(connection: connection)
+        let original = (0..<1000).map { reading(device: "d\($0 % 10)", at: march2026 + Int64($0 / 10) * 900, energy: Double($0)) }
+        _ = try loaded(try loader.load(file("raw/manual/42/2026-03-01/a.csv"), batches: batches([Array(original[..<500]), Array(original[500...])])))
+        let versions = try connection.query("SELECT sum(xmin::text::bigint) AS x, count(*) AS n FROM meter_reading")
+
+        let again = try loaded(try loader.load(file("raw/manual/42/2026-03-01/a.csv"), batches: batches([Array(original[..<500]), Array(original[500...])])))
+        #expect(again.rowsInserted == 0 && again.rowsUpdated == 0 && again.rowsUnchanged == 1000)
+        #expect(again.batchesUpserted == 2)
+        // Not one row was rewritten: every row version is the one the first load made.
+        #expect(try connection.query("SELECT sum(xmin::text::bigint) AS x, count(*) AS n FROM meter_reading").rows == versions.rows)
+        #expect(try connection.query("SELECT count(*) AS n FROM ingestion_log")[0, "n"] == "1", "same sha256 and key: one log row")
+
+        var corrected = original
+        for index in stride(from: 0, to: 100, by: 10) { corrected[index].energyWh = 99_999 }
+        corrected[5].otherMetrics = [JSONMember("note", .string("recounted"))]
+        let extra = (0..<5).map { reading(device: "new\($0)", at: march2026, energy: 1) }
+        let second = try loaded(try loader.load(file("raw/manual/42/2026-03-02/b.csv", sha: String(repeating: "cd", count: 32)), batches: batches([corrected + extra])))
+        #expect(second.rowsUpdated == 11)
+        #expect(second.rowsInserted == 5)
+        #expect(second.rowsUnchanged == 989)
+        let stored = try connection.query("""
+            SELECT count(*) FILTER (WHERE energy_wh = 99999) AS fixed, count(*) AS n,
+                   count(*) FILTER (WHERE other_metrics = '{"note":"recounted"}') AS noted FROM meter_reading
+            """)
+        #expect(stored.rows == [["10", "1005", "1"]])
+    }
+
+    @Test func aFailureMidCopyRollsBackTheWholeFile() throws {
+        let database = try TestDatabase()
+        let connection = try database.connect()
+        var second = (0..<500).map { reading(device: "d", at: march2026 + 450_000 + Int64($0) * 900) }
+        // A value only the database's own CHECK catches (the decoder would have refused it).
+        second[250].energyWh = -1
+        let first = (0..<500).map { reading(device: "d", at: march2026 + Int64($0) * 900) }
+        let error = #expect(throws: PostgresError.self) {
+            try ReadingLoader(connection: connection).load(file("raw/manual/42/2026-03-01/bad.csv"), batches: batches([first, second]))
+        }
+        #expect(error?.sqlState == "23514")
+        #expect(error?.description.contains("-1") == false, "no values in messages")
+        let left = try connection.query("SELECT (SELECT count(*) FROM meter_reading) AS r, (SELECT count(*) FROM meter) AS m, (SELECT count(*) FROM ingestion_log) AS l")
+        #expect(left.rows == [["0", "0", "0"]])
+        #expect(!connection.inTransaction)
+    }
+
+    @Test func aDeclinedFileLeavesNothing() throws {
+        let database = try TestDatabase()
+        let connection = try database.connect()
+        let outcome = try ReadingLoader(connection: connection).load(
+            file("raw/manual/42/2026-03-01/x.csv"), batches: batches([[reading(device: "d", at: march2026)]]), decide: { _ in false })
+        guard case .declined(let summary) = outcome else {
+            Issue.record("expected declined, got \(outcome)")
+            return
+        }
+        #expect(summary.rowsInserted == 1)
+        #expect(try connection.query("SELECT (SELECT count(*) FROM meter_reading) + (SELECT count(*) FROM meter) + (SELECT count(*) FROM ingestion_log) AS n")[0, "n"] == "0")
+    }
+
+    @Test func lateAndFutureMonthsGetTheirPartitions() throws {
+        let database = try TestDatabase()
+        let connection = try database.connect()
+        let january2019: Int64 = 1_546_300_800
+        let june2027: Int64 = 1_811_808_000
+        let summary = try loaded(try ReadingLoader(connection: connection).load(
+            file("raw/manual/42/2026-03-01/mixed.csv"),
+            batches: batches([[reading(device: "d", at: june2027), reading(device: "d", at: january2019), reading(device: "d", at: march2026)]])))
+        #expect(summary.partitionsCreated == ["meter_reading_y2019m01", "meter_reading_y2026m03", "meter_reading_y2027m06"])
+        let placed = try connection.query("SELECT tableoid::regclass::text AS part, count(*) AS n FROM meter_reading GROUP BY 1 ORDER BY 1")
+        #expect(placed.rows.map { $0[0]! } == summary.partitionsCreated)
+    }
+
+    @Test func textAndJSONValuesOfEveryShapeAreStoredVerbatim() throws {
+        let database = try TestDatabase()
+        let connection = try database.connect()
+        let nasty = [
+            "quote ' double \" backslash \\ tab \t newline \n return \r end",
+            "'); DROP TABLE meter_reading; --",
+            "\\.", "\\N", "NULL", "Zähler ☀️ 発電量 𝄞", "{\"a\",\"b\"}", "$1", "",
+        ]
+        var readings: [MeterReading] = []
+        for (index, text) in nasty.enumerated() {
+            readings.append(reading(
+                site: text.isEmpty ? "empty-site" : text, device: "dev \(index) \(text)", at: march2026 + Int64(index) * 900,
+                metrics: [JSONMember("text", .string(text)), JSONMember(text.isEmpty ? "k" : text, .number("9007199254740993"))]))
+        }
+        _ = try loaded(try ReadingLoader(connection: connection).load(file("raw/manual/42/2026-03-01/nasty.csv"), batches: batches([readings])))
+        let stored = try connection.query("""
+            SELECT m.external_site_id, m.external_device_id, r.other_metrics::text AS metrics
+            FROM meter_reading r JOIN meter m ON m.id = r.meter_id ORDER BY r."timestamp"
+            """)
+        #expect(stored.count == nasty.count)
+        for (index, row) in stored.rows.enumerated() {
+            #expect(row[0] == readings[index].externalSiteID)
+            #expect(row[1] == readings[index].externalDeviceID)
+            let parsed = try JSONParser.parse(Array(row[2]!.utf8))
+            #expect(parsed["text"] == .string(nasty[index]))
+            #expect(parsed[nasty[index].isEmpty ? "k" : nasty[index]] == .number("9007199254740993"))
+        }
+        #expect(try connection.query("SELECT to_regclass('meter_reading') IS NOT NULL AS still")[0, "still"] == "t")
+    }
+
+    @Test func aKilledBackendFailsOneCallAndTheNextReconnects() throws {
+        let database = try TestDatabase()
+        let connection = try database.connect()
+        let pid = try connection.query("SELECT pg_backend_pid() AS pid")[0, "pid"]!
+        let admin = try database.connect()
+        try admin.query("SELECT pg_terminate_backend($1::int)", [pid])
+        let error = #expect(throws: PostgresError.self) { try connection.query("SELECT 1") }
+        #expect(error?.isTransient == true)
+        #expect(error?.kind == .connectionLost || error?.sqlState == "57P01")
+        let newPID = try connection.query("SELECT pg_backend_pid() AS pid")[0, "pid"]!
+        #expect(newPID != pid)
+        // The reconnected session still sees this test's schema and can load.
+        _ = try loaded(try ReadingLoader(connection: connection).load(file("raw/manual/42/2026-03-01/after.csv"), batches: batches([[reading(device: "d", at: march2026)]])))
+    }
+
+    @Test func connectionErrorsAreTypedAndCarryNoPassword() {
+        let error = #expect(throws: PostgresError.self) {
+            try PostgresConnection(url: "postgresql://meterlake:s3cret-pw@127.0.0.1:1/nowhere?connect_timeout=2")
+        }
+        #expect(error?.kind == .connection)
+        #expect(error?.isTransient == true)
+        #expect(error?.description.contains("s3cret-pw") == false)
+    }
+}
+
+@Suite struct PartitionMaintenanceTests {
+    @Test func createsAheadAndDropsOnlyWhollyExpiredMonths() throws {
+        let database = try TestDatabase()
+        let connection = try database.connect()
+        let now: Int64 = 1_795_910_400  // 2026-11-29T00:00:00Z; the 90-day cutoff is 2026-08-31
+        #expect(try PartitionMaintenance.ensureAhead(now: now, connection: connection) == ["meter_reading_y2026m11", "meter_reading_y2026m12", "meter_reading_y2027m01"])
+        #expect(try PartitionMaintenance.ensureAhead(now: now, connection: connection) == [])
+        let july: Int64 = 1_782_864_000  // 2026-07-01
+        let august: Int64 = 1_785_542_400  // 2026-08-01
+        _ = try loaded(try ReadingLoader(connection: connection).load(
+            file("raw/manual/42/2026-07-01/old.csv"),
+            batches: batches([[reading(device: "d", at: july), reading(device: "d", at: august + 30 * 86_400)]])))
+        try connection.query("""
+            INSERT INTO meter_aggregate (meter_id, period, period_start, period_end, energy_wh, hours_expected)
+            SELECT id, 'monthly', '2026-07-01', '2026-08-01', 100, 744 FROM meter
+            """)
+
+        #expect(try PartitionMaintenance.dropExpired(now: now, connection: connection) == ["meter_reading_y2026m07"])
+        // August still holds 2026-08-31, inside the window: kept, with its row.
+        let left = try connection.query("SELECT count(*) AS n, min(\"timestamp\") AS first FROM meter_reading")
+        #expect(left[0, "n"] == "1")
+        #expect(try connection.query("SELECT count(*) AS n FROM meter_aggregate")[0, "n"] == "1", "aggregates are kept for ever")
+        #expect(try PartitionMaintenance.dropExpired(now: now, connection: connection) == [])
+        #expect(try PartitionMaintenance.dropExpired(now: now + 86_400, connection: connection) == ["meter_reading_y2026m08"])
+    }
+
+    @Test func monthArithmeticIsExactAroundTheEpochAndYearEnds() {
+        #expect(PartitionMaintenance.monthIndex(of: 0) == 0)
+        #expect(PartitionMaintenance.monthIndex(of: -1) == -1)
+        #expect(PartitionMaintenance.name(monthIndex: -1) == "meter_reading_y1969m12")
+        #expect(PartitionMaintenance.monthIndex(of: march2026 - 1) == PartitionMaintenance.monthIndex(of: march2026) - 1)
+        #expect(PartitionMaintenance.name(monthIndex: PartitionMaintenance.monthIndex(of: 1_798_761_599)) == "meter_reading_y2026m12")
+    }
+}

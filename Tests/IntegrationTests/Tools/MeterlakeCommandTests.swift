@@ -1,0 +1,119 @@
+import Core
+import Lake
+import LambdaRuntime
+import Store
+import Validation
+import Cryptography
+import Foundation
+import Testing
+import TestSupport
+
+/// The built `meterlake` operator command, as an operator runs it.
+@Suite struct MeterlakeCommandTests {
+    let binary: String
+    let key = Base64.encode(SecureRandom.bytes(32))
+    let secret = "an operator's state secret, thirty-two bytes or more"
+
+    init() throws { binary = try BuiltBinary.path("meterlake") }
+
+    func run(_ arguments: [String], input: String = "", environment: [String: String]) throws -> (status: Int32, out: String, err: String) {
+        let process = try ChildProcess(binary, arguments: arguments, environment: environment, input: Array(input.utf8))
+        let status = try process.waitForExit()
+        return (status, process.standardOutput, process.standardError)
+    }
+
+    @Test func sealsAndOpensAcrossAKeyRotation() throws {
+        let credential = #"{"api_key":"L4QLVQ1LOKCQX2193VSEICXW61NP6B1O"}"#
+        let sealed = try run(["seal"], input: credential + "\n", environment: ["METERLAKE_ENCRYPTION_KEY": key])
+        #expect(sealed.status == 0)
+        let envelope = sealed.out.trimmingCharacters(in: .newlines)
+        #expect(!sealed.out.contains("L4QLVQ"))
+        // The trailing newline of `echo` was dropped: the envelope holds exactly the credential.
+        #expect(try CredentialEnvelope.open(envelope, keys: try EnvelopeKeys(current: Base64.decode(key)!)) == Array(credential.utf8))
+
+        let opened = try run(["open"], input: sealed.out, environment: ["METERLAKE_ENCRYPTION_KEY": key])
+        #expect(opened.status == 0)
+        #expect(opened.out == credential + "\n")
+
+        let newKey = Base64.encode(SecureRandom.bytes(32))
+        let rotated = try run(["open"], input: envelope, environment: ["METERLAKE_ENCRYPTION_KEY": newKey, "METERLAKE_ENCRYPTION_KEY_PREVIOUS": key])
+        #expect(rotated.out == credential + "\n")
+
+        let raw = try run(["seal", "--raw"], input: "x\n", environment: ["METERLAKE_ENCRYPTION_KEY": key])
+        #expect(try CredentialEnvelope.open(raw.out.trimmingCharacters(in: .newlines), keys: try EnvelopeKeys(current: Base64.decode(key)!)) == Array("x\n".utf8))
+    }
+
+    @Test func refusesWithAClearMessageAndExitOne() throws {
+        let sealed = try run(["seal"], input: "secret-token", environment: ["METERLAKE_ENCRYPTION_KEY": key])
+        let wrong = try run(["open"], input: sealed.out, environment: ["METERLAKE_ENCRYPTION_KEY": Base64.encode(SecureRandom.bytes(32))])
+        #expect(wrong.status == 1)
+        #expect(wrong.err == "meterlake: the credential envelope does not open with the configured keys (wrong key or altered data)\n")
+        #expect(wrong.out.isEmpty)
+        let garbage = try run(["open"], input: "not an envelope", environment: ["METERLAKE_ENCRYPTION_KEY": key])
+        #expect(garbage.status == 1)
+        #expect(garbage.err.contains("malformed"))
+        let unset = try run(["seal"], input: "x", environment: [:])
+        #expect(unset.status == 1)
+        #expect(unset.err == "meterlake: configuration METERLAKE_ENCRYPTION_KEY is not set\n")
+        let usage = try run(["sael"], environment: [:])
+        #expect(usage.status == 2)
+        #expect(usage.err.contains("unknown command 'sael'") && usage.err.contains("usage: meterlake"))
+    }
+
+    @Test func issuesAndVerifiesOAuthState() throws {
+        let environment = ["METERLAKE_STATE_SECRET": secret]
+        let issued = try run(["state", "issue", "--org", "42", "--vendor", "solaredge"], environment: environment)
+        #expect(issued.status == 0)
+        let state = issued.out.trimmingCharacters(in: .newlines)
+        let verified = try run(["state", "verify", "--vendor", "solaredge", state], environment: environment)
+        #expect(verified.status == 0)
+        let payload = try JSONSerialization.jsonObject(with: Data(verified.out.utf8)) as? [String: Any]
+        #expect(payload?["organization_id"] as? Int == 42)
+        #expect(payload?["vendor"] as? String == "solaredge")
+        let now = Int(Date().timeIntervalSince1970)
+        #expect(abs((payload?["issued_at"] as? Int ?? 0) - now) < 30)
+
+        let wrongVendor = try run(["state", "verify", "--vendor", "goodwe", state], environment: environment)
+        #expect(wrongVendor.status == 1)
+        #expect(wrongVendor.err == "meterlake: the OAuth state is for vendor solaredge, not goodwe\n")
+        let otherSecret = try run(["state", "verify", "--vendor", "solaredge", state], environment: ["METERLAKE_STATE_SECRET": secret + "!"])
+        #expect(otherSecret.err == "meterlake: the OAuth state signature does not verify\n")
+        let badOrg = try run(["state", "issue", "--org", "x", "--vendor", "sma"], environment: environment)
+        #expect(badOrg.status == 2)
+    }
+
+    @Test func migratesAndMaintainsPartitionsOfTheDatabaseItIsGiven() throws {
+        let database = try TestDatabase(migrated: false)
+        let first = try run(["migrate"], environment: ["DATABASE_URL": database.url])
+        #expect(first.status == 0)
+        #expect(first.out == "applied migrations 1, 2, 3\n")
+        let again = try run(["migrate"], environment: ["DATABASE_URL": database.url])
+        #expect(again.out == "database up to date (3 migrations)\n")
+        let partitions = try run(["partitions"], environment: ["DATABASE_URL": database.url])
+        #expect(partitions.status == 0)
+        let count = try database.connect().query("SELECT count(*) AS n FROM pg_inherits WHERE inhparent = 'meter_reading'::regclass")
+        #expect(count[0, "n"] == "3")
+        #expect(partitions.out.hasPrefix("created: meter_reading_y"))
+        let unset = try run(["migrate"], environment: [:])
+        #expect(unset.status == 1)
+        #expect(unset.err == "meterlake: configuration DATABASE_URL is not set\n")
+    }
+
+    @Test func localRunsTheMainJobOnALocalLake() throws {
+        let database = try TestDatabase(migrated: false)
+        let lake = FileManager.default.temporaryDirectory.appendingPathComponent("lake-\(UUID().uuidString)").path
+        let samples = Fixture.repository.appendingPathComponent("docs/samples").path
+        let run = try run(["local", "--lake", lake, "--validator", try BuiltBinary.path("validator"), "--samples", samples],
+                          environment: ["DATABASE_URL": database.url])
+        #expect(run.status == 0, "\(run.err)")
+        #expect(run.out.contains("partly bad.csv             validated    40    39      1"))
+        #expect(run.out.contains("mostly bad.csv             quarantined  20    0       5"))
+        #expect(run.out.contains("data_0_0_0.snappy.parquet  validated    4     4       0"))
+        #expect(run.out.contains("quarantined broken.csv: the file is structurally broken"))
+        #expect(run.out.contains("database: 47 readings, 7 meters; ingestion_log: quarantined 2, validated 5"))
+        let store = try LocalObjectStore(directory: lake)
+        #expect(try store.list(prefix: "raw/").isEmpty)
+        #expect(try store.list(prefix: "validated/").count == 6, "5 files and one rejects report")
+        #expect(try store.list(prefix: "quarantine/").count == 4, "2 files and their reports")
+    }
+}
