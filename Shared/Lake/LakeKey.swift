@@ -17,6 +17,8 @@ public struct LakeKey: Sendable, Equatable {
         case date(String)
         case dotSegment
         case tooLong
+        /// A C0 control character or DEL (a NUL would cut the key short in C and in PostgreSQL).
+        case controlCharacter(scalar: UInt32, offset: Int)
 
         public var description: String {
             switch self {
@@ -26,6 +28,8 @@ public struct LakeKey: Sendable, Equatable {
             case .date(let text): "\"\(text)\" is not a YYYY-MM-DD date"
             case .dotSegment: "the key has an empty, . or .. segment"
             case .tooLong: "the key is longer than 1024 bytes"
+            case .controlCharacter(let scalar, let offset):
+                "the key contains the control character U+\(String(scalar, radix: 16, uppercase: true).leftPadded(to: 4)) at byte \(offset)"
             }
         }
     }
@@ -33,6 +37,7 @@ public struct LakeKey: Sendable, Equatable {
     /// Parses a key known to start with `raw/`.
     public init(_ key: String) throws(Problem) {
         guard key.utf8.count <= 1024 else { throw .tooLong }
+        if let problem = Self.controlCharacter(in: key) { throw problem }
         let parts = key.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard parts.count >= 5, parts[0] == "raw" else { throw .shape }
         guard !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else { throw .dotSegment }
@@ -53,10 +58,21 @@ public struct LakeKey: Sendable, Equatable {
         self.rest = String(key.dropFirst(4))
     }
 
+    /// The first control character of `key` (C0 or DEL), if any.
+    public static func controlCharacter(in key: String) -> Problem? {
+        guard let offset = key.utf8.firstIndex(where: { $0 < 0x20 || $0 == 0x7F }) else { return nil }
+        let byte = key.utf8[offset]
+        return .controlCharacter(scalar: UInt32(byte), offset: key.utf8.distance(from: key.utf8.startIndex, to: offset))
+    }
+
     /// `validated/{day}/{rest}` or `quarantine/{day}/{rest}` for a raw key (checked or not).
     public static func destination(_ area: LakeArea, day: String, rawKey: String) -> String {
         "\(area.rawValue)/\(day)/\(rawKey.dropFirst(4))"
     }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
 
 /// Where a landed file ends up, by the UTC day it was processed.

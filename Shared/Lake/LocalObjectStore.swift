@@ -68,9 +68,7 @@ public final class LocalObjectStore: ObjectStore {
     // MARK: - Operations
 
     public func get(_ key: String, to destination: String, range: ClosedRange<Int64>?) throws(ObjectStoreError) -> ObjectInfo {
-        let source = try path(for: key)
-        let input = open(source, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw errno == ENOENT || errno == ENOTDIR ? .noSuchKey(key: key) : .local(key: key, reason: Self.errorText()) }
+        let input = try openObject(key)
         defer { close(input) }
         let output = open(destination, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard output >= 0 else { throw .local(key: key, reason: "cannot create \(destination): \(Self.errorText())") }
@@ -90,13 +88,64 @@ public final class LocalObjectStore: ObjectStore {
             copied += Int64(count)
             remaining -= Int64(count)
         }
-        return ObjectInfo(key: key, size: copied, etag: try head(key)?.etag)
+        return ObjectInfo(key: key, size: copied, etag: Self.etag(of: input))
     }
 
     public func head(_ key: String) throws(ObjectStoreError) -> ObjectInfo? {
+        let descriptor: Int32
+        do {
+            descriptor = try openObject(key)
+        } catch .noSuchKey {
+            return nil
+        } catch .invalidKey(_, let reason) where reason == Self.linkRefusal {
+            return nil
+        }
+        defer { close(descriptor) }
         var info = stat()
-        guard stat(try path(for: key), &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
-        return ObjectInfo(key: key, size: Int64(info.st_size), etag: "\(info.st_size)-\(info.st_mtim.tv_sec)\(info.st_mtim.tv_nsec)")
+        guard fstat(descriptor, &info) == 0 else { return nil }
+        return ObjectInfo(key: key, size: Int64(info.st_size), etag: Self.etag(of: descriptor))
+    }
+
+    /// Why a symbolic link is no object: it could point anywhere outside the lake.
+    public static let linkRefusal = "a symbolic link: the local lake holds regular files only and never follows links"
+
+    /// Opens a key's file for reading without following a symbolic link anywhere on its way:
+    /// each directory is opened beneath the previous one with `O_NOFOLLOW`, and so is the file.
+    /// A link (or anything but a regular file) is refused as an untrusted object.
+    private func openObject(_ key: String) throws(ObjectStoreError) -> Int32 {
+        let relative = String(try path(for: key).dropFirst(directory.count + 1))
+        var parent = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard parent >= 0 else { throw .local(key: key, reason: Self.errorText()) }
+        let segments = relative.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        for (index, segment) in segments.enumerated() {
+            let last = index == segments.count - 1
+            let next = openat(parent, segment, (last ? O_RDONLY | O_NONBLOCK : O_RDONLY | O_DIRECTORY) | O_NOFOLLOW | O_CLOEXEC)
+            let failure = errno
+            guard next >= 0 else {
+                var info = stat()
+                let isLink = fstatat(parent, segment, &info, AT_SYMLINK_NOFOLLOW) == 0 && (info.st_mode & S_IFMT) == S_IFLNK
+                close(parent)
+                if isLink { throw .invalidKey(key: key, reason: Self.linkRefusal) }
+                switch failure {
+                case ENOENT, ENOTDIR: throw .noSuchKey(key: key)
+                default: throw .local(key: key, reason: String(cString: strerror(failure)))
+                }
+            }
+            close(parent)
+            parent = next
+        }
+        var info = stat()
+        guard fstat(parent, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            close(parent)
+            throw .noSuchKey(key: key)
+        }
+        return parent
+    }
+
+    private static func etag(of descriptor: Int32) -> String? {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { return nil }
+        return "\(info.st_size)-\(info.st_mtim.tv_sec)\(info.st_mtim.tv_nsec)"
     }
 
     public func put(_ key: String, body: ObjectBody, contentType: String?) throws(ObjectStoreError) -> ObjectInfo {
@@ -177,7 +226,7 @@ public final class LocalObjectStore: ObjectStore {
             guard let segment = Self.decode(segment: name) else { continue }
             let key = keyPrefix.map { $0 + "/" + segment } ?? segment
             var info = stat()
-            guard stat(path + "/" + name, &info) == 0 else { continue }
+            guard lstat(path + "/" + name, &info) == 0 else { continue }  // links are listed as nothing
             if (info.st_mode & S_IFMT) == S_IFDIR {
                 walk(path + "/" + name, keyPrefix: key, into: &keys)
             } else if (info.st_mode & S_IFMT) == S_IFREG {

@@ -18,6 +18,34 @@ public struct PostgresRows: Sendable {
     public var count: Int { rows.count }
 }
 
+/// A connection string's parameters as libpq reads them (`host`, `sslmode`, …), without connecting.
+public struct PostgresConnectionOptions: Sendable {
+    private let values: [String: String]
+
+    /// Parses a libpq URI or key/value string with libpq's own parser. Refused with a fixed
+    /// message: libpq's quotes the offending part, which may be the password.
+    public init(parsing conninfo: String) throws(PostgresError) {
+        var error: UnsafeMutablePointer<CChar>?
+        guard let options = PQconninfoParse(conninfo, &error) else {
+            if let error { PQfreemem(error) }
+            throw PostgresError(
+                kind: .connection,
+                message: "the connection string is not a valid libpq URI or key=value string (libpq's message is withheld: it may quote the password)")
+        }
+        defer { PQconninfoFree(options) }
+        var values: [String: String] = [:]
+        var option = options
+        while let keyword = option.pointee.keyword {
+            if let value = option.pointee.val { values[String(cString: keyword)] = String(cString: value) }
+            option += 1
+        }
+        self.values = values
+    }
+
+    /// A parameter's value; `nil` when the string does not set it.
+    public subscript(keyword: String) -> String? { values[keyword] }
+}
+
 /// One connection to PostgreSQL over libpq.
 ///
 /// - Works through a pooler in transaction mode (Supabase's): statements use the unnamed
@@ -28,12 +56,20 @@ public struct PostgresRows: Sendable {
 ///   deliberately not `Sendable`.
 public final class PostgresConnection {
     private var connection: OpaquePointer?
-    private let conninfo: String
+    /// libpq keywords and values: `dbname` holds the URL (expanded by libpq), then the overrides.
+    private let parameters: [(keyword: String, value: String)]
+    /// The password, so that no message of libpq's can carry it out (removed from every error).
+    private let password: String?
 
     /// Connects with a libpq URI or key/value string (`DATABASE_URL`); `sslmode` and every other
-    /// libpq parameter are honoured.
-    public init(url: String) throws(PostgresError) {
-        conninfo = url
+    /// libpq parameter are honoured, and `overrides` win over the string's own (`sslrootcert`).
+    ///
+    /// A string libpq cannot parse is refused with a fixed message: libpq's own quotes the bad
+    /// part, which may be the password.
+    public init(url: String, overrides: [String: String] = [:]) throws(PostgresError) {
+        let options = try PostgresConnectionOptions(parsing: url)
+        password = options["password"]
+        parameters = [("dbname", url)] + overrides.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         try connect()
     }
 
@@ -41,12 +77,12 @@ public final class PostgresConnection {
 
     private func connect() throws(PostgresError) {
         PQfinish(connection)
-        connection = PQconnectdb(conninfo)
+        connection = Self.open(parameters)
         guard let connection, PQstatus(connection) == CONNECTION_OK else {
             let message = connection.map { Self.text(PQerrorMessage($0)) } ?? "out of memory"
             PQfinish(connection)
             self.connection = nil
-            throw PostgresError(kind: .connection, message: message)
+            throw PostgresError(kind: .connection, message: redacted(message))
         }
         clibpq_silence_notices(connection)
         // UTF-8 in and out, and no statement waits for ever.
@@ -54,9 +90,29 @@ public final class PostgresConnection {
             let result = PQexec(connection, setting)
             defer { PQclear(result) }
             guard PQresultStatus(result) == PGRES_COMMAND_OK else {
-                throw PostgresError(kind: .connection, message: Self.text(PQerrorMessage(connection)))
+                throw PostgresError(kind: .connection, message: redacted(Self.text(PQerrorMessage(connection))))
             }
         }
+    }
+
+    private static func open(_ parameters: [(keyword: String, value: String)]) -> OpaquePointer? {
+        let keywords = parameters.map { strdup($0.keyword) } + [nil]
+        let values = parameters.map { strdup($0.value) } + [nil]
+        defer {
+            keywords.forEach { free($0) }
+            values.forEach { free($0) }
+        }
+        return keywords.map { UnsafePointer($0) }.withUnsafeBufferPointer { keywordPointers in
+            values.map { UnsafePointer($0) }.withUnsafeBufferPointer { valuePointers in
+                PQconnectdbParams(keywordPointers.baseAddress, valuePointers.baseAddress, 1)
+            }
+        }
+    }
+
+    /// `message` without the password, should libpq ever quote it.
+    private func redacted(_ message: String) -> String {
+        guard let password, !password.isEmpty else { return message }
+        return message.replacing(password, with: "[password]")
     }
 
     /// A live connection: reconnects when the last call found it dead (frozen Lambda, killed backend).
@@ -76,7 +132,13 @@ public final class PostgresConnection {
     /// Runs one statement with `$1…$n` parameters sent apart from the SQL text (never spliced in).
     /// - Parameter parameters: Text values; `nil` is SQL NULL.
     @discardableResult
+    /// - Throws: ``PostgresError/Kind/query`` without sending anything when the SQL or a parameter
+    ///   holds a NUL byte: libpq takes C strings and would silently cut the text there.
     public func query(_ sql: String, _ parameters: [String?] = []) throws(PostgresError) -> PostgresRows {
+        if sql.utf8.contains(0) { throw PostgresError(kind: .query, message: "the statement contains a NUL byte; nothing was sent") }
+        if let index = parameters.firstIndex(where: { $0?.utf8.contains(0) == true }) {
+            throw PostgresError(kind: .query, message: "parameter $\(index + 1) contains a NUL byte, which PostgreSQL text cannot hold; nothing was sent")
+        }
         let connection = try live()
         let result = withCStrings(parameters) { values in
             PQexecParams(connection, sql, Int32(parameters.count), nil, values, nil, nil, 0)

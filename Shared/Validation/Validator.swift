@@ -85,6 +85,9 @@ public final class Validator: LambdaHandler {
             file = LandedFile(key: key, day: Timestamp.day(epochSeconds: clock() / 1000), object: try store.get(key, to: scratch))
         } catch .noSuchKey {
             return try alreadyGone(key)
+        } catch .invalidKey(_, let reason) {
+            // Not an object this function may read (a symbolic link in a local lake): left untouched.
+            return skipped(key, "untrusted object: \(reason)")
         } catch {
             throw transient(key, error)
         }
@@ -140,6 +143,9 @@ public final class Validator: LambdaHandler {
             return .skip(skipped(key, "the event names bucket \(record.s3.bucket.name); this function serves \(bucket)"))
         }
         guard key.hasPrefix("raw/") else { return .skip(skipped(key, "not under raw/: the validator only moves files it owns")) }
+        // A control character cannot be recorded faithfully (PostgreSQL text holds no NUL, and a
+        // cut key could overwrite another file's row): such a key is left untouched in raw/.
+        if let problem = LakeKey.controlCharacter(in: key) { return .skip(skipped(key, "untrusted key: \(problem)")) }
         return .admit(key)
     }
 
@@ -260,7 +266,7 @@ public final class Validator: LambdaHandler {
     private func connection(key: String) throws -> PostgresConnection {
         if let database { return database }
         do {
-            let connection = try PostgresConnection(url: configuration.databaseURL)
+            let connection = try configuration.database.connect()
             database = connection
             return connection
         } catch {

@@ -1,5 +1,6 @@
 import Core
 import LambdaRuntime
+import Store
 
 /// A failure worth retrying (database unreachable, S3 throttling after retries, too little time):
 /// the invocation fails, Lambda retries the event, and the object stays in `raw/`.
@@ -12,7 +13,8 @@ public struct TransientFailure: ReportableError, CustomStringConvertible {
 
 /// Settings of the validator function.
 public struct ValidatorConfiguration: Sendable {
-    public var databaseURL: String
+    /// How to reach PostgreSQL (checked at start: a remote host needs verified TLS).
+    public var database: DatabaseSettings
     /// Share of rejected rows above which the whole file is quarantined.
     public var rejectThreshold: Double
     public var limits = ValidationLimits()
@@ -29,14 +31,14 @@ public struct ValidatorConfiguration: Sendable {
     /// Rows per batch: one COPY each; two batches are read ahead.
     public var batchRows = 10_000
 
-    public init(databaseURL: String, rejectThreshold: Double = 0.05, scratchDirectory: String = "/tmp", bucket: String? = nil) {
-        self.databaseURL = databaseURL
+    public init(database: DatabaseSettings, rejectThreshold: Double = 0.05, scratchDirectory: String = "/tmp", bucket: String? = nil) {
+        self.database = database
         self.rejectThreshold = rejectThreshold
         self.scratchDirectory = scratchDirectory
         self.bucket = bucket
     }
 
-    /// `DATABASE_URL`, `METERLAKE_REJECT_THRESHOLD` (default 0.05), `METERLAKE_BUCKET` unless
+    /// `DATABASE_URL` (with `METERLAKE_DATABASE_CA`: ``DatabaseSettings``), `METERLAKE_REJECT_THRESHOLD` (default 0.05), `METERLAKE_BUCKET` unless
     /// `METERLAKE_LAKE_DIR` is set, `METERLAKE_SCRATCH_DIR` (default /tmp).
     public init(environment: Environment) throws(ConfigurationError) {
         let threshold = try environment.get("METERLAKE_REJECT_THRESHOLD", as: Double.self) ?? 0.05
@@ -44,7 +46,7 @@ public struct ValidatorConfiguration: Sendable {
             throw .invalid(name: "METERLAKE_REJECT_THRESHOLD", reason: "must be a share between 0 and 1")
         }
         self.init(
-            databaseURL: try environment.require("DATABASE_URL"), rejectThreshold: threshold,
+            database: try DatabaseSettings(environment: environment), rejectThreshold: threshold,
             scratchDirectory: environment["METERLAKE_SCRATCH_DIR"] ?? "/tmp",
             bucket: environment["METERLAKE_LAKE_DIR"] == nil ? environment["METERLAKE_BUCKET"] : nil)
     }

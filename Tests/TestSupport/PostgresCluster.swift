@@ -8,7 +8,11 @@ public final class PostgresCluster: @unchecked Sendable {
     public let directory: String
     private let bin: String
 
-    public init() throws {
+    /// Server settings added to the command line (`-c name=value`), e.g. TLS.
+    private var settings: [String: String] = [:]
+
+    /// - Parameter tls: a certificate and key (PEM) the server presents; TLS is then on.
+    public init(tls: (certificate: String, key: String)? = nil) throws {
         let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
         guard let version = versions.sorted(by: { (Int($0) ?? 0) < (Int($1) ?? 0) }).last else {
             throw TestServerError.socket("PostgreSQL server binaries not found under /usr/lib/postgresql")
@@ -21,6 +25,14 @@ public final class PostgresCluster: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try run(["/bin/chown", "postgres:", directory], asPostgres: false)
         try run([bin + "/initdb", "-D", directory, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
+        if let tls {
+            // The server reads its key only when the postgres user owns it and nobody else can read it.
+            try tls.certificate.write(toFile: directory + "/server.crt", atomically: true, encoding: .utf8)
+            try tls.key.write(toFile: directory + "/server.key", atomically: true, encoding: .utf8)
+            try run(["/bin/chown", "postgres:", directory + "/server.crt", directory + "/server.key"], asPostgres: false)
+            try run(["/bin/chmod", "600", directory + "/server.key"], asPostgres: false)
+            settings = ["ssl": "on", "ssl_cert_file": directory + "/server.crt", "ssl_key_file": directory + "/server.key"]
+        }
         try start()
     }
 
@@ -29,7 +41,8 @@ public final class PostgresCluster: @unchecked Sendable {
 
     public func start() throws {
         try run([bin + "/pg_ctl", "-D", directory, "-w", "-t", "60", "-l", directory + "/server.log",
-                 "-o", "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off", "start"])
+                 "-o", "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off"
+                    + settings.sorted { $0.key < $1.key }.map { " -c \($0.key)=\($0.value)" }.joined(), "start"])
     }
 
     /// Stops the server at once (`-m immediate`): connections die as in a crash.

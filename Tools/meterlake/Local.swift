@@ -25,8 +25,7 @@ enum LocalRun {
         let lake = parsed.named["lake"] ?? environment["METERLAKE_LAKE_DIR"] ?? makeTemporaryDirectory()
 
         do {
-            let databaseURL = try environment.require("DATABASE_URL")
-            let connection = try PostgresConnection(url: databaseURL)
+            let connection = try DatabaseSettings(environment: environment).connect()
             try MigrationRunner.migrate(connection)
             try connection.query("INSERT INTO organization (id, name) VALUES (42, 'Demo Solar GmbH') ON CONFLICT (id) DO NOTHING")
             let store = try LocalObjectStore(directory: lake)
@@ -63,7 +62,8 @@ enum LocalRun {
             unsetenv("AWS_LAMBDA_RUNTIME_API")
             setenv("METERLAKE_LAKE_DIR", lake, 1)
             setenv("AWS_LAMBDA_LOG_LEVEL", "WARN", 1)
-            let status = system("'\(validator)' --event '\(event)' > '\(scratch)/response.json' 2> '\(scratch)/log.txt'")
+            let status = try Spawn.run(validator, ["--event", event], standardOutput: scratch + "/response.json",
+                                       standardError: scratch + "/log.txt")
             guard status == 0, let body = FileIO.readAll(scratch + "/response.json"),
                 let response = try? JSONDecoder().decode(ValidatorResponse.self, from: Data(body))
             else {

@@ -107,7 +107,7 @@ func run(_ arguments: ArraySlice<String>, environment: Environment) throws(Failu
     case "migrate", "partitions":
         guard arguments.count == 1 else { throw .usage("\(arguments.first!) takes no arguments") }
         do {
-            let connection = try PostgresConnection(url: try environment.require("DATABASE_URL"))
+            let connection = try DatabaseSettings(environment: environment).connect()
             if arguments.first == "migrate" {
                 let applied = try MigrationRunner.migrate(connection)
                 return applied.isEmpty

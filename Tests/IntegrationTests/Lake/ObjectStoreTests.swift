@@ -128,6 +128,33 @@ func exerciseStore(_ store: any ObjectStore) throws {
         #expect(!FileManager.default.fileExists(atPath: parent + "/escape.csv"))
     }
 
+    @Test func neverFollowsASymbolicLinkOutOfTheLake() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("links-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let store = try LocalObjectStore(directory: base + "/lake")
+        // A secret outside the lake, and a directory of them.
+        try FileManager.default.createDirectory(atPath: base + "/outside", withIntermediateDirectories: true)
+        try "secret,1\n".write(toFile: base + "/outside/secret.csv", atomically: true, encoding: .utf8)
+        _ = try store.put("raw/manual/42/2026-03-01/real.csv", body: .bytes(Array("a,b\n".utf8)), contentType: nil)
+        try FileManager.default.createSymbolicLink(atPath: base + "/lake/raw/manual/42/2026-03-01/link.csv",
+                                                   withDestinationPath: base + "/outside/secret.csv")
+        try FileManager.default.createSymbolicLink(atPath: base + "/lake/raw/manual/7", withDestinationPath: base + "/outside")
+
+        let copy = try scratchFile()
+        for key in ["raw/manual/42/2026-03-01/link.csv", "raw/manual/7/secret.csv"] {
+            #expect(throws: ObjectStoreError.invalidKey(key: key, reason: LocalObjectStore.linkRefusal)) {
+                try store.get(key, to: copy)
+            }
+            #expect(try store.head(key) == nil)
+            #expect(throws: ObjectStoreError.noSuchKey(key: key)) { try store.copy(from: key, to: "quarantine/x/" + key) }
+        }
+        #expect(try contents(copy).isEmpty, "nothing of the secret was read")
+        #expect(try store.list(prefix: "raw/").map(\.key) == ["raw/manual/42/2026-03-01/real.csv"])
+        // The real file still reads.
+        _ = try store.get("raw/manual/42/2026-03-01/real.csv", to: copy)
+        #expect(try contents(copy) == Array("a,b\n".utf8))
+    }
+
     @Test func theEnvironmentChoosesTheStore() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lake-\(UUID().uuidString)").path
         #expect(try ObjectStores.make(environment: Environment(["METERLAKE_LAKE_DIR": directory, "METERLAKE_BUCKET": "b"])) is LocalObjectStore)

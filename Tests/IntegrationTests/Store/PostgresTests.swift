@@ -125,6 +125,46 @@ let march2026: Int64 = 1_772_323_200  // 2026-03-01T00:00:00Z
         #expect(stored.rows == [["10", "1005", "1"]])
     }
 
+    /// Each column a correction may change, changed alone: the stored row takes the new value,
+    /// counted as updated; the same file again is unchanged.
+    @Test(arguments: ["reading_interval_seconds", "energy_wh", "power_w", "irradiance_wm2", "temperature_c", "other_metrics", "quality"])
+    func aCorrectionOfOneColumnAloneReplacesTheRow(column: String) throws {
+        let database = try TestDatabase()
+        let connection = try database.connect()
+        let loader = ReadingLoader(connection: connection)
+        var first = reading(device: "d", at: march2026)
+        first.irradianceWm2 = 500
+        first.temperatureC = 21.5
+        _ = try loaded(try loader.load(file("raw/manual/42/2026-03-01/a.csv"), batches: batches([[first]])))
+        var changed = first
+        switch column {
+        case "reading_interval_seconds": changed.readingIntervalSeconds = 300
+        case "energy_wh": changed.energyWh = 101
+        case "power_w": changed.powerW = nil
+        case "irradiance_wm2": changed.irradianceWm2 = 501
+        case "temperature_c": changed.temperatureC = -3
+        case "other_metrics": changed.otherMetrics = [JSONMember("voltage", .number("230.1"))]
+        default: changed.quality = .estimated
+        }
+        let second = try loaded(try loader.load(file("raw/manual/42/2026-03-02/b.csv", sha: String(repeating: "cd", count: 32)),
+                                                batches: batches([[changed]])))
+        #expect(second.rowsUpdated == 1 && second.rowsUnchanged == 0 && second.rowsInserted == 0, "\(column): \(second)")
+        let stored = try connection.query("SELECT \(column)::text AS v FROM meter_reading")[0, "v"]
+        let expected: String? = switch column {
+        case "reading_interval_seconds": "300"
+        case "energy_wh": "101"
+        case "power_w": nil
+        case "irradiance_wm2": "501"
+        case "temperature_c": "-3"
+        case "other_metrics": #"{"voltage": 230.1}"#
+        default: "estimated"
+        }
+        #expect(stored == expected, "\(column)")
+        let third = try loaded(try loader.load(file("raw/manual/42/2026-03-03/c.csv", sha: String(repeating: "ef", count: 32)),
+                                               batches: batches([[changed]])))
+        #expect(third.rowsUnchanged == 1 && third.rowsUpdated == 0, "\(column): \(third)")
+    }
+
     @Test func aFailureMidCopyRollsBackTheWholeFile() throws {
         let database = try TestDatabase()
         let connection = try database.connect()

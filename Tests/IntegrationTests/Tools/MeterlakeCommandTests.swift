@@ -116,4 +116,30 @@ import TestSupport
         #expect(try store.list(prefix: "validated/").count == 6, "5 files and one rejects report")
         #expect(try store.list(prefix: "quarantine/").count == 4, "2 files and their reports")
     }
+
+    @Test func localRunsTheValidatorWithoutAShellWhateverItsPath() throws {
+        let database = try TestDatabase(migrated: false)
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("spawn-\(UUID().uuidString)").path
+        let marker = base + "/PWNED"
+        // A path that a shell would split into three commands, the middle one creating the marker.
+        let hostile = base + "/x';touch \(marker);'"
+        try FileManager.default.createDirectory(atPath: hostile, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try FileManager.default.copyItem(atPath: try BuiltBinary.path("validator"), toPath: hostile + "/validator")
+        let run = try run(["local", "--lake", base + "/lake", "--validator", hostile + "/validator",
+                           "--samples", Fixture.repository.appendingPathComponent("docs/samples").path],
+                          environment: ["DATABASE_URL": database.url])
+        #expect(!FileManager.default.fileExists(atPath: marker), "a shell ran the path")
+        #expect(run.status == 0, "\(run.err)")
+        #expect(run.out.contains("ingestion_log: quarantined 2, validated 5"), "\(run.out)")
+    }
+
+    @Test func aBadDatabaseURLIsRefusedWithoutQuotingThePassword() throws {
+        for url in ["postgresql://meter:S3cr%t!pw@db.example.com/meterlake", "postgresql://meter:S3cr3t@db.example.com/meterlake"] {
+            let run = try run(["migrate"], environment: ["DATABASE_URL": url])
+            #expect(run.status == 1)
+            #expect(run.err.contains("DATABASE_URL"), "\(run.err)")
+            #expect(!run.err.contains("S3cr") && !run.out.contains("S3cr"), "\(run.err)")
+        }
+    }
 }

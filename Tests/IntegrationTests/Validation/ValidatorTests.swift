@@ -252,6 +252,22 @@ func csvRows(_ count: Int, bad: Set<Int> = []) -> [UInt8] {
         #expect(first.isRunning)
     }
 
+    @Test func aBadDatabaseURLStopsTheColdStartWithoutQuotingThePassword() throws {
+        for url in ["postgresql://meter:S3cr%t!pw@db.example.com:5432/meterlake",
+                    "postgresql://meter:S3cr3t-pw@db.example.com:5432/meterlake?sslmode=require"] {
+            let harness = try ValidatorHarness()
+            defer { harness.stop() }
+            let process = try harness.start(databaseURL: url)
+            let error = try #require(harness.api.waitForInitError())
+            #expect(error.type == "ConfigurationError")
+            let body = String(decoding: error.body, as: UTF8.self)
+            #expect(body.contains("DATABASE_URL"), "\(body)")
+            #expect(!body.contains("S3cr"), "\(body)")
+            #expect(try process.waitForExit() == 1)
+            #expect(!process.standardOutput.contains("S3cr") && !process.standardError.contains("S3cr"), "the log lines")
+        }
+    }
+
     @Test func aRetryAfterACrashBetweenCommitAndMoveFinishesTheMove() throws {
         let harness = try ValidatorHarness()
         defer { harness.stop() }

@@ -1,0 +1,106 @@
+import Core
+import Cryptography
+import Postgres
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How to reach PostgreSQL, checked at start: `DATABASE_URL`, and for any host that is not this
+/// machine, TLS that verifies the server (`sslmode=verify-full`) against known root certificates.
+///
+/// Weaker modes are refused because they do not protect the password or the data: `require`
+/// encrypts but accepts any certificate (a machine in the middle presents its own), and without
+/// `sslmode` libpq's default `prefer` falls back to plaintext. The roots come from
+/// `METERLAKE_DATABASE_CA` (PEM text, or a path to a PEM file), else the URL's own `sslrootcert`,
+/// else the bundle's CA file (`$LAMBDA_TASK_ROOT/ca-certificates.crt`), else the system's.
+/// Supabase's database certificates chain to Supabase's own root CA, which is in no public
+/// bundle: pass it through `METERLAKE_DATABASE_CA` (docs/database.md).
+public struct DatabaseSettings: Sendable {
+    /// The connection string as given. Never print it: it may hold the password.
+    public let url: String
+    /// libpq parameters that win over the URL's (`sslrootcert`).
+    public let overrides: [String: String]
+
+    /// Hosts that are this machine: TLS is the operator's choice there (tests, a local proxy).
+    static func isLocal(_ host: String) -> Bool {
+        host.isEmpty || host.hasPrefix("/") || host.hasPrefix("@") || host == "localhost" || host == "::1" || host == "[::1]"
+            || host.hasPrefix("127.")
+    }
+
+    /// - Parameters:
+    ///   - rootCertificates: `METERLAKE_DATABASE_CA`: PEM text, or a path to a PEM file.
+    ///   - defaultCAFile: the bundle's CA file, used when neither the variable nor the URL names roots.
+    ///   - scratchDirectory: where PEM text is written for libpq, which reads roots from a file.
+    public init(
+        url: String, rootCertificates: String? = nil, defaultCAFile: String? = nil, scratchDirectory: String = "/tmp"
+    ) throws(ConfigurationError) {
+        let options: PostgresConnectionOptions
+        do {
+            options = try PostgresConnectionOptions(parsing: url)
+        } catch {
+            throw .invalid(name: "DATABASE_URL", reason: "not a valid libpq connection URI or key=value string")
+        }
+        self.url = url
+        // libpq connects to `hostaddr` when given but verifies the certificate against `host`.
+        let hosts = (options["host"] ?? "").split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        let remote = hosts.filter { !Self.isLocal($0) }
+        guard let first = remote.first else {
+            overrides = [:]
+            return
+        }
+        let mode = options["sslmode"]
+        guard mode == "verify-full" else {
+            throw .invalid(
+                name: "DATABASE_URL",
+                reason: "sslmode=\(mode ?? "(unset: libpq then tries TLS without checking it and falls back to plaintext)") is refused "
+                    + "for host \(first): use sslmode=verify-full (and METERLAKE_DATABASE_CA for the server's root CA)")
+        }
+        if let given = rootCertificates {
+            overrides = ["sslrootcert": try Self.file(forRootCertificates: given, scratchDirectory: scratchDirectory)]
+        } else if options["sslrootcert"] != nil {
+            overrides = [:]
+        } else if let file = Self.firstReadable((defaultCAFile.map { [$0] } ?? []) + Self.systemCAFiles) {
+            overrides = ["sslrootcert": file]
+        } else {
+            throw .invalid(name: "METERLAKE_DATABASE_CA", reason: "not set, and no CA file was found to verify the database's certificate")
+        }
+    }
+
+    /// `DATABASE_URL`, `METERLAKE_DATABASE_CA`, `METERLAKE_SCRATCH_DIR`, and the bundle's CA file
+    /// under `LAMBDA_TASK_ROOT`.
+    public init(environment: Environment) throws(ConfigurationError) {
+        try self.init(
+            url: try environment.require("DATABASE_URL"), rootCertificates: environment["METERLAKE_DATABASE_CA"],
+            defaultCAFile: environment["LAMBDA_TASK_ROOT"].map { $0 + "/ca-certificates.crt" },
+            scratchDirectory: environment["METERLAKE_SCRATCH_DIR"] ?? "/tmp")
+    }
+
+    /// Debian's and Amazon Linux's CA bundles.
+    static let systemCAFiles = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"]
+
+    static func firstReadable(_ paths: [String]) -> String? {
+        paths.first { path in access(path, R_OK) == 0 }
+    }
+
+    /// Opens a connection with these settings.
+    public func connect() throws(PostgresError) -> PostgresConnection {
+        try PostgresConnection(url: url, overrides: overrides)
+    }
+
+    /// The path libpq reads roots from: `value` itself when it is a path, else PEM text written
+    /// once to a file named by its hash.
+    static func file(forRootCertificates value: String, scratchDirectory: String) throws(ConfigurationError) -> String {
+        guard value.contains("-----BEGIN CERTIFICATE-----") else {
+            guard access(value, R_OK) == 0 else {
+                throw .invalid(name: "METERLAKE_DATABASE_CA", reason: "neither PEM text nor a readable file")
+            }
+            return value
+        }
+        let path = scratchDirectory + "/meterlake-database-ca-" + Hex.encode(SHA256.hash(Array(value.utf8))).prefix(16) + ".pem"
+        guard FileIO.write(Array(value.utf8), to: path) else {
+            throw .invalid(name: "METERLAKE_DATABASE_CA", reason: "cannot write it to \(scratchDirectory) for libpq")
+        }
+        return path
+    }
+}

@@ -1,0 +1,103 @@
+import Core
+import Foundation
+import Postgres
+import Store
+import Testing
+import TestSupport
+
+/// The database connection's secrets and trust: no error carries the password, a remote host
+/// needs TLS that verifies the server, and no NUL byte is ever handed to libpq.
+@Suite struct DatabaseSettingsTests {
+    /// URLs libpq's parser refuses, each quoting the password or the whole URL in libpq's own message.
+    static let unparsable = [
+        "postgresql://meter:S3cr%t!pw@db.example.com:5432/meterlake",
+        "postgresql://meter:S3cr%t!pw@[db.example.com/meterlake",
+        "postgresql://meter:S3cr%t!pw@db.example.com:54x2/meterlake",
+        "host=db.example.com password='S3cr%t!pw",
+    ]
+
+    @Test(arguments: unparsable)
+    func anUnparsableURLIsRefusedWithoutAnyPartOfIt(url: String) throws {
+        let postgres = #expect(throws: PostgresError.self) { try PostgresConnection(url: url) }
+        #expect(postgres?.description.contains("S3cr") == false, "\(postgres!)")
+        #expect(postgres?.description.contains("not a valid libpq URI") == true)
+        let configuration = #expect(throws: ConfigurationError.self) { try DatabaseSettings(url: url) }
+        #expect(configuration == .invalid(name: "DATABASE_URL", reason: "not a valid libpq connection URI or key=value string"))
+    }
+
+    @Test(arguments: ["sslmode=require", "sslmode=prefer", "sslmode=verify-ca", "sslmode=disable", ""])
+    func aRemoteHostWithoutVerifiedTLSIsRefusedAtStart(mode: String) {
+        let url = "postgresql://meter:pw@db.example.com:5432/meterlake" + (mode.isEmpty ? "" : "?" + mode)
+        let error = #expect(throws: ConfigurationError.self) { try DatabaseSettings(url: url) }
+        let text = error?.description ?? ""
+        #expect(text.contains("DATABASE_URL") && text.contains("verify-full") && text.contains("db.example.com"), "\(text)")
+        #expect(text.contains(mode.isEmpty ? "unset" : mode))
+        #expect(!text.contains("pw"))
+    }
+
+    @Test func loopbackAndSocketsKeepTheOperatorsChoice() throws {
+        for url in ["postgresql://postgres@127.0.0.1:5432/postgres", "postgresql://postgres@localhost/postgres",
+                    "postgresql://postgres@[::1]:5432/postgres?sslmode=disable", "host=/var/run/postgresql dbname=x",
+                    "postgresql:///postgres"] {
+            #expect(try DatabaseSettings(url: url).overrides == [:], "\(url)")
+        }
+        // One remote host among several is enough to need verification.
+        #expect(throws: ConfigurationError.self) { try DatabaseSettings(url: "postgresql://u@127.0.0.1,db.example.com/x") }
+    }
+
+    @Test func rootCertificatesComeFromTheVariableAsTextOrPathElseTheBundle() throws {
+        let url = "postgresql://meter@db.example.com/meterlake?sslmode=verify-full"
+        let certificates = try TestCertificates(hostname: "db.example.com")
+        let scratch = FileManager.default.temporaryDirectory.path
+        let fromText = try DatabaseSettings(url: url, rootCertificates: certificates.authority, scratchDirectory: scratch)
+        let written = try #require(fromText.overrides["sslrootcert"])
+        #expect(try String(contentsOfFile: written, encoding: .utf8) == certificates.authority)
+        #expect(try DatabaseSettings(url: url, rootCertificates: written).overrides == ["sslrootcert": written])
+        #expect(throws: ConfigurationError.invalid(name: "METERLAKE_DATABASE_CA", reason: "neither PEM text nor a readable file")) {
+            try DatabaseSettings(url: url, rootCertificates: "/nonexistent/ca.pem")
+        }
+        #expect(try DatabaseSettings(url: url, defaultCAFile: written).overrides == ["sslrootcert": written])
+        // The URL's own sslrootcert is kept when the variable does not override it.
+        #expect(try DatabaseSettings(url: url + "&sslrootcert=/etc/custom.pem", defaultCAFile: written).overrides == [:])
+    }
+
+    /// A real server with TLS behind a name that is not loopback (`hostaddr` points libpq at
+    /// 127.0.0.1 while it verifies the certificate against `host`).
+    @Test func verifyFullConnectsOnlyToTheServerItsRootsVouchFor() throws {
+        let hostname = "db.meterlake.test"
+        let certificates = try TestCertificates(hostname: hostname)
+        let cluster = try PostgresCluster(tls: (certificates.certificate, certificates.key))
+        func url(_ host: String) -> String {
+            "postgresql://postgres@\(host):\(cluster.port)/postgres?hostaddr=127.0.0.1&sslmode=verify-full&connect_timeout=10"
+        }
+
+        let trusted = try DatabaseSettings(url: url(hostname), rootCertificates: certificates.authority,
+                                           scratchDirectory: FileManager.default.temporaryDirectory.path)
+        let connection = try trusted.connect()
+        #expect(try connection.query("SELECT ssl::text AS ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")[0, "ssl"] == "true")
+
+        // The same server, but the client trusts only the public roots: its CA is unknown.
+        let publicRoots = try DatabaseSettings(url: url(hostname))
+        let unknown = #expect(throws: PostgresError.self) { try publicRoots.connect() }
+        #expect(unknown?.kind == .connection)
+        #expect(unknown?.description.contains("certificate") == true, "\(unknown!)")
+
+        // Trusted roots, but the certificate names another host.
+        let otherName = try DatabaseSettings(url: url("other.meterlake.test"), rootCertificates: certificates.authority,
+                                             scratchDirectory: FileManager.default.temporaryDirectory.path)
+        let mismatch = #expect(throws: PostgresError.self) { try otherName.connect() }
+        #expect(mismatch?.description.contains("other.meterlake.test") == true, "\(mismatch!)")
+    }
+
+    @Test func noNULByteIsEverHandedToLibpq() throws {
+        let database = try TestDatabase()
+        let connection = try database.connect()
+        try connection.query("CREATE TABLE t (k text)")
+        let error = #expect(throws: PostgresError.self) { try connection.query("INSERT INTO t VALUES ($1)", ["raw/k\u{0}zzz.csv"]) }
+        #expect(error?.description.contains("parameter $1 contains a NUL byte") == true)
+        #expect(error?.description.contains("zzz") == false)
+        #expect(throws: PostgresError.self) { try connection.query("SELECT 1\u{0}; DROP TABLE t") }
+        #expect(try connection.query("SELECT count(*) AS n FROM t")[0, "n"] == "0")
+        #expect(try connection.query("SELECT to_regclass('t')::text AS t")[0, "t"] == "t")
+    }
+}

@@ -1,0 +1,183 @@
+import Core
+import Foundation
+import Lake
+import LambdaRuntime
+import Logging
+import Postgres
+import Store
+import Testing
+import TestSupport
+import Validation
+
+/// The validator in this process, on a local lake and a PostgreSQL schema of its own: each test
+/// pins one of its decisions (thresholds, untrusted keys, permanent and transient failures, the
+/// report's caps). The built binary is driven end to end in `ValidatorTests`.
+final class InProcessValidator {
+    let database: TestDatabase
+    let lake: String
+    let store: LocalObjectStore
+    var configuration: ValidatorConfiguration
+    let now = Int64(Date().timeIntervalSince1970 * 1000)
+    var day: String { Timestamp.day(epochSeconds: now / 1000) }
+
+    init(bucket: String? = nil) throws {
+        database = try TestDatabase()
+        lake = FileManager.default.temporaryDirectory.appendingPathComponent("lake-\(UUID().uuidString)").path
+        store = try LocalObjectStore(directory: lake)
+        configuration = ValidatorConfiguration(
+            database: try DatabaseSettings(url: database.url), scratchDirectory: FileManager.default.temporaryDirectory.path, bucket: bucket)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: lake) }
+
+    func land(_ name: String, _ bytes: [UInt8], organization: Int = 42) throws -> String {
+        let key = "raw/manual/\(organization)/2026-03-01/\(name)"
+        _ = try store.put(key, body: .bytes(bytes), contentType: nil)
+        return key
+    }
+
+    /// Runs one S3 event for `keys` (form-URL-encoded as S3 writes them) with `secondsLeft` before the deadline.
+    func run(_ keys: [String], bucket: String = "lake", secondsLeft: Int64 = 600) throws -> [FileResult] {
+        let records = keys.map { key in
+            let encoded = SigV4Signer.encodePath(key).replacingOccurrences(of: "%20", with: "+")
+            return #"{"s3":{"bucket":{"name":"\#(bucket)"},"object":{"key":"\#(encoded)"}}}"#
+        }
+        let event = try JSONDecoder().decode(S3Event.self, from: Data(#"{"Records":[\#(records.joined(separator: ","))]}"#.utf8))
+        let clock: @Sendable () -> Int64 = { [now] in now }
+        let context = LambdaContext(
+            metadata: InvocationMetadata(requestID: "req-decisions", deadlineMilliseconds: now + secondsLeft * 1000),
+            environment: Environment([:]), logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }, clock: clock,
+            logOutput: LogOutput { _ in })
+        return try Validator(configuration: configuration, store: store, clock: clock).handle(event, context: context).files
+    }
+
+    func report(_ key: String) throws -> [String: Any] {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("report-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        _ = try store.get(key, to: path)
+        return try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+    }
+
+    func log() throws -> PostgresRows {
+        try database.connect().query(
+            "SELECT key, status, rows_processed, rows_loaded, rows_rejected, errors::text AS errors, destination FROM ingestion_log ORDER BY id")
+    }
+
+    func readings() throws -> Int { Int(try database.connect().query("SELECT count(*) AS n FROM meter_reading")[0, "n"]!)! }
+}
+
+@Suite struct ValidatorDecisionTests {
+    @Test func exactlyTheThresholdShareOfRejectedRowsStillLoads() throws {
+        let validator = try InProcessValidator()
+        let atThreshold = try validator.land("five.csv", csvRows(100, bad: Set(0..<5)))
+        let above = try validator.land("six.csv", csvRows(100, bad: Set(10..<16)))
+        let files = try validator.run([atThreshold, above])
+        #expect(files.map(\.status) == [.validated, .quarantined])
+        #expect(files[0].rowsLoaded == 95 && files[0].rowsRejected == 5)
+        #expect(files[1].reason == "6 of 100 rows rejected (6.0%), above the 5.0% threshold: nothing loaded")
+        #expect(try validator.readings() == 95)
+
+        let strict = try InProcessValidator()
+        strict.configuration.rejectThreshold = 0
+        let one = try strict.land("one.csv", csvRows(100, bad: [3]))
+        let clean = try strict.land("clean.csv", csvRows(10))
+        #expect(try strict.run([one, clean]).map(\.status) == [.quarantined, .validated])
+    }
+
+    @Test func aKeyWithDotSegmentsIsQuarantinedWithoutBeingRead() throws {
+        let validator = try InProcessValidator()
+        let key = try validator.land("../../../7/2026-03-01/x.csv", csvRows(3))
+        let files = try validator.run([key])
+        #expect(files.map(\.status) == [.quarantined])
+        #expect(files[0].reason == "untrusted key: the key has an empty, . or .. segment")
+        #expect(files[0].destination == "quarantine/\(validator.day)/" + key.dropFirst(4))
+        #expect(try validator.store.head(key) == nil)
+        #expect(try validator.store.head(files[0].destination!) != nil)
+        #expect(try validator.report(files[0].destination! + ".report.json")["rows_processed"] as? Int == 0)
+        let log = try validator.log()
+        #expect(log.count == 1 && log[0, "status"] == "quarantined" && log[0, "rows_processed"] == "0")
+        #expect(try validator.readings() == 0)
+    }
+
+    @Test func aNULInTheKeyIsLeftUntouchedAndCannotOverwriteAnotherKeysRow() throws {
+        let validator = try InProcessValidator()
+        let short = try validator.land("k", csvRows(2))
+        let hostile = try validator.land("k\u{0}zzz.csv", csvRows(3))
+        let files = try validator.run([hostile, short])
+        #expect(files.map(\.status) == [.skipped, .validated])
+        #expect(files[0].reason == "untrusted key: the key contains the control character U+0000 at byte 26")
+        #expect(try validator.store.head(hostile) != nil, "left in raw/")
+        let log = try validator.log()
+        #expect(log.count == 1)
+        #expect(log[0, "key"] == short && log[0, "rows_loaded"] == "2")
+    }
+
+    @Test func anEventForAnotherBucketTouchesNothing() throws {
+        let validator = try InProcessValidator(bucket: "lake")
+        let key = try validator.land("a.csv", csvRows(3))
+        let files = try validator.run([key], bucket: "someone-elses")
+        #expect(files.map(\.status) == [.skipped])
+        #expect(files[0].reason == "the event names bucket someone-elses; this function serves lake")
+        #expect(try validator.store.head(key) != nil)
+        #expect(try validator.log().count == 0)
+        // The same file, named with the right bucket, is processed.
+        #expect(try validator.run([key], bucket: "lake").map(\.status) == [.validated])
+    }
+
+    @Test func aRefusalByTheDatabaseQuarantinesInsteadOfRetryingForEver() throws {
+        let validator = try InProcessValidator()
+        // Organisation 9 does not exist: the meter's foreign key refuses it, which no retry can change.
+        let key = try validator.land("unknown-org.csv", csvRows(4), organization: 9)
+        let files = try validator.run([key])
+        #expect(files.map(\.status) == [.quarantined])
+        #expect(files[0].reason?.hasPrefix("the database refused the file: PostgreSQL") == true, "\(files[0].reason ?? "")")
+        #expect(try validator.store.head(key) == nil)
+        #expect(try validator.log()[0, "status"] == "quarantined")
+    }
+
+    @Test func tooLittleTimeLeftFailsTheInvocationAndRecordsTheFailure() throws {
+        let validator = try InProcessValidator()
+        let key = try validator.land("late.csv", csvRows(4))
+        let error = #expect(throws: TransientFailure.self) { try validator.run([key], secondsLeft: 14) }
+        #expect(error?.reason.hasPrefix("too little time left") == true)
+        #expect(try validator.store.head(key) != nil, "the file stays in raw/ for the retry")
+        let log = try validator.log()
+        #expect(log.count == 1 && log[0, "status"] == "failed")
+        #expect(log[0, "errors"]?.contains("too little time left") == true)
+        #expect(try validator.readings() == 0)
+        // With the minimum in hand it loads, and the failed row becomes the validated one.
+        #expect(try validator.run([key], secondsLeft: 15).map(\.status) == [.validated])
+        #expect(try validator.log().rows.map { $0[1] } == ["validated"])
+    }
+
+    @Test func aReportKeepsTheFirstThousandViolationsAndCountsTheRest() throws {
+        let validator = try InProcessValidator()
+        let key = try validator.land("all-bad.csv", csvRows(1500, bad: Set(0..<1500)))
+        let files = try validator.run([key])
+        #expect(files.map(\.status) == [.quarantined])
+        let report = try validator.report(files[0].destination! + ".report.json")
+        #expect(report["violations_total"] as? Int == 1500)
+        #expect(report["violations_shown"] as? Int == 1000)
+        let violations = try #require(report["violations"] as? [[String: Any]])
+        #expect(violations.count == 1000)
+        #expect(violations.first?["line"] as? Int == 2 && violations.last?["line"] as? Int == 1001)
+        // ingestion_log keeps the reason and the first 100.
+        let errors = try #require(try JSONSerialization.jsonObject(with: Data(try validator.log()[0, "errors"]!.utf8)) as? [[String: Any]])
+        #expect(errors.count == 101)
+        #expect(errors[0]["reason"] as? String == "1500 of 1500 rows rejected (100.0%), above the 5.0% threshold: nothing loaded")
+    }
+
+    @Test func aSymbolicLinkInRawIsSkippedAndNeverRead() throws {
+        let validator = try InProcessValidator()
+        let secret = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString).csv").path
+        try Data(csvRows(3)).write(to: URL(fileURLWithPath: secret))
+        defer { try? FileManager.default.removeItem(atPath: secret) }
+        let key = "raw/manual/42/2026-03-01/link.csv"
+        _ = try validator.store.put("raw/manual/42/2026-03-01/real.csv", body: .bytes([]), contentType: nil)
+        try FileManager.default.createSymbolicLink(atPath: validator.lake + "/" + key, withDestinationPath: secret)
+        let files = try validator.run([key])
+        #expect(files.map(\.status) == [.skipped])
+        #expect(files[0].reason == "untrusted object: " + LocalObjectStore.linkRefusal)
+        #expect(try validator.readings() == 0 && validator.log().count == 0)
+    }
+}
