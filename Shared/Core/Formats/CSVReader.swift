@@ -106,14 +106,25 @@ public struct CSVReader {
 
     /// Reads a quoted field after its opening quote, through its closing quote.
     private mutating func quotedField(into field: inout [UInt8], startLine: Int) throws(FileFormatError) {
+        // A CR counts as a line break at once; an LF right after it (in this chunk or the next)
+        // belongs to the same CRLF and does not count again.
+        var afterCR = false
         while true {
             if position >= chunk.count, try !refill() { throw .unterminatedQuote(line: startLine) }
             let start = position
             var stop = position
             chunk.withUnsafeBufferPointer { buffer in
                 while stop < buffer.count, buffer[stop] != 0x22 {
-                    if buffer[stop] == 0x0A { line += 1 }
-                    else if buffer[stop] == 0x0D, stop + 1 < buffer.count ? buffer[stop + 1] != 0x0A : true { line += 1 }
+                    switch buffer[stop] {
+                    case 0x0A:
+                        if !afterCR { line += 1 }
+                        afterCR = false
+                    case 0x0D:
+                        line += 1
+                        afterCR = true
+                    default:
+                        afterCR = false
+                    }
                     stop += 1
                 }
             }

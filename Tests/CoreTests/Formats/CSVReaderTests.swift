@@ -24,6 +24,26 @@ import Testing
         #expect(try records(text, chunk: 1 << 20) == expected)
     }
 
+    /// Line breaks inside quotes (CRLF, lone CR, LF) at every position relative to a chunk
+    /// boundary: the lines of later records, and of a later error, stay exact.
+    @Test func lineNumbersStayExactAfterQuotedLineBreaksAtEveryChunkBoundary() throws {
+        let text = Array("h1,h2\r\n\"a\r\nb\",1\r\n\"c\rd\r\n\r\ne\",2\r\n\"f\ng\",3\r\nlast,4\r\n".utf8)
+        let expected = [
+            CSVRecord(fields: ["h1", "h2"], line: 1),
+            CSVRecord(fields: ["a\r\nb", "1"], line: 2),
+            CSVRecord(fields: ["c\rd\r\n\r\ne", "2"], line: 4),
+            CSVRecord(fields: ["f\ng", "3"], line: 8),
+            CSVRecord(fields: ["last", "4"], line: 10),
+        ]
+        for chunk in 1...text.count {
+            #expect(try records(text, chunk: chunk) == expected, "chunk size \(chunk)")
+        }
+        let broken = Array("h\r\n\"x\r\ny\"\r\nbad\"quote\r\n".utf8)
+        for chunk in 1...broken.count {
+            #expect(throws: FileFormatError.strayQuote(line: 4, column: 1), "chunk size \(chunk)") { try records(broken, chunk: chunk) }
+        }
+    }
+
     @Test func refusesBrokenStructureWithTheLine() {
         #expect(throws: FileFormatError.unterminatedQuote(line: 2)) { try records(Array("a,b\n\"open,1\n2,3\n".utf8)) }
         #expect(throws: FileFormatError.strayQuote(line: 2, column: 1)) { try records(Array("a,b\nx\"y,1\n".utf8)) }
