@@ -112,7 +112,7 @@ public struct JSONSyntaxError: Error, Equatable, Sendable, CustomStringConvertib
 public struct JSONParser {
     let bytes: [UInt8]
     public private(set) var position: Int
-    let end: Int
+    private(set) var end: Int
     let maximumDepth: Int
 
     /// Parses `bytes[range]`.
@@ -132,6 +132,17 @@ public struct JSONParser {
     }
 
     // MARK: - Cursor
+
+    /// This parser over at most the next `length` bytes (a record's cap); ``resume(after:)``
+    /// carries its position back.
+    func capped(to length: Int) -> JSONParser {
+        var copy = self
+        copy.end = min(end, position + length)
+        return copy
+    }
+
+    /// Continues where `part` (made by ``capped(to:)``) stopped.
+    mutating func resume(after part: JSONParser) { position = part.position }
 
     public var isAtEnd: Bool { position >= end }
 
@@ -196,6 +207,10 @@ public struct JSONParser {
         var raw = RawRecord(line: line, row: row)
         var caseDuplicate: String?
         keys.removeAll(keepingCapacity: true)
+        // Records are small: a linear scan beats hashing until one grows large; then sets of the
+        // keys as written and as folded keep the checks linear (a record of 87k keys is hostile).
+        var exactKeys = Set<String>()
+        var foldedKeys = Set<String>()
         do {
             if peek() == UInt8(ascii: "}") {
                 position += 1
@@ -206,7 +221,12 @@ public struct JSONParser {
                 let keyStart = position
                 let key = try parseKey(index: depth == keyCacheDepth ? keys.count : -1)
                 let length = key.utf8.count
-                guard !keys.contains(where: { $0.utf8.count == length && $0 == key }) else {
+                let large = keys.count >= 16
+                if large, exactKeys.isEmpty {
+                    exactKeys = Set(keys)
+                    foldedKeys = Set(keys.map { $0.lowercased() })
+                }
+                guard large ? !exactKeys.contains(key) : !keys.contains(where: { $0.utf8.count == length && $0 == key }) else {
                     position = keyStart
                     throw error("duplicate key \"\(key)\"")
                 }
@@ -217,12 +237,17 @@ public struct JSONParser {
                     raw[field] = .json(value)
                 } else {
                     // Extras that differ from an earlier key in case only.
-                    if caseDuplicate == nil, keys.contains(where: { $0.equalsIgnoringCase(key) }) {
+                    if caseDuplicate == nil,
+                        large ? foldedKeys.contains(key.lowercased()) : keys.contains(where: { $0.equalsIgnoringCase(key) }) {
                         caseDuplicate = key
                     }
                     raw.extras.append(JSONMember(key, value))
                 }
                 keys.append(key)
+                if large {
+                    exactKeys.insert(key)
+                    foldedKeys.insert(key.lowercased())
+                }
                 switch peek() {
                 case UInt8(ascii: ","): position += 1
                 case UInt8(ascii: "}"):

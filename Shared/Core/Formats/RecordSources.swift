@@ -154,8 +154,10 @@ public final class NDJSONRecordSource: RecordSource {
 
     /// The byte range of the next line in `buffer` (without its line break), or `nil` at the end.
     private func nextLine() throws(FileFormatError) -> (Int, Int)? {
+        // Bytes before `scanned` hold no line break: a long line is searched once, not once per chunk.
+        var scanned = position
         while true {
-            if let newline = buffer[position...].firstIndex(of: 0x0A) {
+            if let newline = buffer[scanned...].firstIndex(of: 0x0A) {
                 let start = position
                 position = newline + 1
                 line += 1
@@ -177,8 +179,14 @@ public final class NDJSONRecordSource: RecordSource {
             if chunk.isEmpty {
                 ended = true
             } else {
-                buffer = Array(buffer[position...]) + chunk
-                position = 0
+                // Drop what was read only when it is most of the buffer, so that a line spanning
+                // many chunks is appended to, not copied again for each one.
+                if position > buffer.count / 2 {
+                    buffer.removeSubrange(0..<position)
+                    position = 0
+                }
+                scanned = buffer.count
+                buffer.append(contentsOf: chunk)
             }
         }
     }
@@ -190,6 +198,8 @@ public final class NDJSONRecordSource: RecordSource {
 public final class JSONDocumentRecordSource: RecordSource {
     private var parser: JSONParser
     private let bytes: [UInt8]
+    /// One reading may take at most `limits.maximumRecordBytes` of the document, as in NDJSON.
+    private let maximumRecordBytes: Int
     private var row = 0
     private var finished = false
     private var lineCursor = (position: 0, line: 1)
@@ -216,6 +226,7 @@ public final class JSONDocumentRecordSource: RecordSource {
         }
         let start = document.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
         bytes = document
+        maximumRecordBytes = limits.maximumRecordBytes
         parser = JSONParser(bytes: document, range: start..<document.count, maximumDepth: limits.maximumNestingDepth)
         do {
             switch parser.peek() {
@@ -255,7 +266,11 @@ public final class JSONDocumentRecordSource: RecordSource {
                     if parser.peek() == UInt8(ascii: "]") {
                         try parser.expect(UInt8(ascii: "]"))
                     } else {
-                        repeat { _ = try parser.parseValue(depth: 2) } while try separator(close: UInt8(ascii: "]"))
+                        repeat {
+                            _ = parser.peek()
+                            let line = lineNumber(at: parser.position)
+                            _ = try capped(line: line) { (part: inout JSONParser) throws(JSONSyntaxError) in try part.parseValue(depth: 2) }
+                        } while try separator(close: UInt8(ascii: "]"))
                     }
                 } else {
                     envelope.append(JSONMember(key, try parser.parseValue(depth: 1)))
@@ -333,11 +348,33 @@ public final class JSONDocumentRecordSource: RecordSource {
             }
             _ = parser.peek()
             let line = lineNumber(at: parser.position)
-            let record = try parser.parseRecord(depth: 2, line: line, row: row + 1, fields: fieldCache, keys: &keys)
-            row += 1
+            let (fields, row) = (fieldCache, row + 1)
+            var keys = self.keys
+            defer { self.keys = keys }
+            let record = try capped(line: line) { (part: inout JSONParser) throws(FileFormatError) in
+                try part.parseRecord(depth: 2, line: line, row: row, fields: fields, keys: &keys)
+            }
+            self.row = row
             return record
         } catch {
             throw Self.fileError(error)
+        }
+    }
+
+    /// Parses one reading with the parser capped at the record limit: a reading that runs past
+    /// it is `recordTooLong` (at its line), whatever it holds, and costs at most that much.
+    private func capped<T, Failure: Error>(line: Int, _ body: (inout JSONParser) throws(Failure) -> T) throws -> T {
+        var part = parser.capped(to: maximumRecordBytes)
+        do {
+            let value = try body(&part)
+            parser.resume(after: part)
+            return value
+        } catch {
+            // Stopped at the cap (an end of input, or a token cut short there): too long, not broken.
+            if part.end < parser.end, part.position >= part.end - 16 {
+                throw FileFormatError.recordTooLong(line: line, limit: maximumRecordBytes)
+            }
+            throw error
         }
     }
 

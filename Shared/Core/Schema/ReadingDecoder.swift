@@ -310,6 +310,10 @@ private struct RecordContext {
                 members.append(extra)
             }
         }
+        if let problem = OtherMetricsCheck.problem(in: members, limits: limits) {
+            violations.append(SchemaViolation(.invalidMetric, line: record.line, row: record.row, column: problem.column,
+                                              value: problem.value, message: problem.message))
+        }
         return members
     }
 

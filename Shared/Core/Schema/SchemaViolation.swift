@@ -23,6 +23,7 @@ public struct SchemaViolation: Equatable, Sendable, CustomStringConvertible {
         case invalidUTCOffset = "invalid_utc_offset"
         case wrongColumnCount = "wrong_column_count"
         case duplicateReading = "duplicate_reading"
+        case invalidMetric = "invalid_metric"
     }
 
     public var code: Code

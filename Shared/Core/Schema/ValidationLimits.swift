@@ -16,6 +16,10 @@ public struct ValidationLimits: Sendable, Equatable {
     public var temperatureRange: ClosedRange<Double> = -60...100
     /// Longest site or device id, in bytes.
     public var maximumIdentifierBytes = 200
+    /// One row's `other_metrics`: values (every member, element and nested value counts) and
+    /// bytes (names and values, about as stored). A row over either is rejected, not the file.
+    public var maximumOtherMetricsValues = 1024
+    public var maximumOtherMetricsBytes = 64 * 1024
     /// A UTC offset (seconds) applied to naive timestamps of files that declare none; `nil` rejects them.
     public var defaultUTCOffset: Int?
 

@@ -180,4 +180,52 @@ final class InProcessValidator {
         #expect(files[0].reason == "untrusted object: " + LocalObjectStore.linkRefusal)
         #expect(try validator.readings() == 0 && validator.log().count == 0)
     }
+
+    /// A NUL or an out-of-range number in an extra column used to pass the checks and fail the
+    /// whole COPY; now only its row is rejected, and everything else reaches jsonb.
+    @Test func anExtraCellPostgreSQLWouldRefuseRejectsOnlyItsRow() throws {
+        let validator = try InProcessValidator()
+        var text = "external_site_id,external_device_id,timestamp,reading_interval_seconds,energy_wh,note,factor\n"
+        for index in 0..<40 {
+            let time = Timestamp.rfc3339(milliseconds: (1_772_323_200 + Int64(index) * 900) * 1000)
+            let note = index == 7 ? "bad\u{0}note" : "n\(index)"
+            let factor = index == 9 ? "1e999999" : index == 11 ? "1e131071" : index == 12 ? "1e-16383" : "1.\(index)"
+            text += "site-1,inv-1,\(time),900,\(index),\(note),\(factor)\n"
+        }
+        let key = try validator.land("extras.csv", Array(text.utf8))
+        let files = try validator.run([key])
+        #expect(files.map(\.status) == [.validated])
+        #expect(files[0].rowsLoaded == 38 && files[0].rowsRejected == 2)
+        let connection = try validator.database.connect()
+        #expect(try connection.query("SELECT count(*) AS n FROM meter_reading")[0, "n"] == "38")
+        #expect(try connection.query("SELECT length(other_metrics->>'factor') AS n FROM meter_reading WHERE energy_wh = 11")[0, "n"] == "131072")
+        let report = try validator.report(files[0].destination! + ".report.json")
+        let violations = try #require(report["violations"] as? [[String: Any]])
+        #expect(violations.compactMap { $0["code"] as? String } == ["invalid_metric", "invalid_metric"])
+        #expect(violations.compactMap { $0["column"] as? String } == ["note", "factor"])
+    }
+
+    /// The number check agrees with PostgreSQL itself, literal by literal.
+    @Test func theNumericRangeCheckAgreesWithPostgreSQL() throws {
+        let database = try TestDatabase()
+        let connection = try database.connect()
+        let literals = ["1e999999", "1e131071", "1e131072", "9e131071", "9.9e131071", "99e131070", "99e131071", "1e-16383", "1e-16384",
+                        "1.5e-16383", "0.1e-16383", "0e999999", "0.000e-20000", "0.000e-16380", "-1e131071", "-1e131072",
+                        "12345678901234567890e131052", "12345678901234567890e131053", "0.00001e131076", "0.00001e131077",
+                        "1e1073741822", "0e1073741823", "1E+5", "1e-0", "123.456e-16380"]
+        for literal in literals {
+            let accepted = (try? connection.query("SELECT $1::jsonb::text AS v", [literal])) != nil
+            var limits = ValidationLimits()
+            limits.maximumOtherMetricsBytes = 1 << 20
+            var decoder = ReadingDecoder(limits: limits, source: .manual, organizationID: 42, now: 1_800_000_000, ingestedAt: 0)
+            var record = RawRecord(line: 2, row: 1, extras: [JSONMember("x", .number(literal))])
+            record[.externalSiteID] = .text("s")
+            record[.externalDeviceID] = .text("d")
+            record[.timestamp] = .text("2026-03-01T00:00:00Z")
+            record[.readingIntervalSeconds] = .text("900")
+            var violations: [SchemaViolation] = []
+            let decoded = decoder.decode(record, violations: &violations) != nil
+            #expect(decoded == accepted, "\(literal): PostgreSQL \(accepted ? "accepts" : "refuses") it")
+        }
+    }
 }

@@ -1,0 +1,81 @@
+import Core
+import Foundation
+import Testing
+import TestSupport
+
+/// Small files built to take a function down (time or memory), and values PostgreSQL would
+/// refuse inside COPY: each is refused alone, at once, with where and why.
+@Suite struct HostileInputTests {
+    let header = "external_site_id,external_device_id,timestamp,reading_interval_seconds,energy_wh"
+
+    /// One NDJSON line of 60,000 distinct keys, then a repeat: a quadratic key check takes
+    /// minutes here; a linear one a fraction of a second. (A guard against the complexity class,
+    /// with a margin of two orders of magnitude, not a performance measure.)
+    @Test func duplicateKeysAreFoundInLinearTimeInAHugeRecord() throws {
+        var line = #"{"external_site_id":"s","external_device_id":"d","timestamp":"2026-03-01T00:00:00Z","reading_interval_seconds":900"#
+        for index in 0..<60_000 { line += #","k\#(index)":1"# }
+        var limits = ValidationLimits()
+        limits.maximumRecordBytes = 4 << 20
+        for (repeated, expected) in [(#","k59999":2"#, "duplicate key \"k59999\""), (#","K59999":2"#, "key \"K59999\" appears twice")] {
+            let started = Date()
+            let error = #expect(throws: FileFormatError.self) {
+                try read(Array((line + repeated + "}\n").utf8), name: "huge.ndjson", limits: limits)
+            }
+            #expect(error?.description.contains(expected) == true, "\(error.map { "\($0)" } ?? "")")
+            #expect(Date().timeIntervalSince(started) < 10, "the check is not linear")
+        }
+    }
+
+    /// A JSON document whose one reading is larger than the record cap is refused at that
+    /// reading's line, like an NDJSON line; the cap applies inside an envelope too.
+    @Test func aReadingPastTheRecordCapIsRefusedInJSONDocuments() throws {
+        var limits = ValidationLimits()
+        limits.maximumRecordBytes = 64 * 1024
+        let big = #"{"external_site_id":"s","external_device_id":"d","timestamp":"2026-03-01T00:00:00Z","reading_interval_seconds":900,"note":""#
+            + String(repeating: "x", count: 100_000) + "\"}"
+        let good = #"{"external_site_id":"s","external_device_id":"d","timestamp":"2026-03-01T00:15:00Z","reading_interval_seconds":900}"#
+        #expect(throws: FileFormatError.recordTooLong(line: 3, limit: 64 * 1024)) {
+            try read(Array("[\n\(good),\n\(big)\n]".utf8), name: "a.json", limits: limits)
+        }
+        #expect(throws: FileFormatError.recordTooLong(line: 2, limit: 64 * 1024)) {
+            let envelope: String = #"{"source":"manual","readings":["# + "\n\(big)]}"
+            _ = try read(Array(envelope.utf8), name: "e.json", limits: limits)
+        }
+        // Deep but small stays a syntax question, and a reading just under the cap reads.
+        let fits = String(big.prefix(60_000)) + "\"}"
+        let result = try read(Array("[\(fits)]".utf8), name: "f.json", limits: limits)
+        #expect(result.processed == 1)
+    }
+
+    @Test func otherMetricsThatPostgreSQLWouldRefuseRejectOnlyTheirRow() throws {
+        let csv = header + ",note,factor\n"
+            + "s,d,2026-03-01T00:00:00Z,900,1,ok,1.5\n"
+            + "s,d,2026-03-01T00:15:00Z,900,1,a\u{0}b,2\n"
+            + "s,d,2026-03-01T00:30:00Z,900,1,ok,1e999999\n"
+            + "s,d,2026-03-01T00:45:00Z,900,1,ok,1e131071\n"
+        let result = try read(Array(csv.utf8), name: "m.csv")
+        #expect(result.processed == 4 && result.rejected == 2)
+        #expect(result.readings.map(\.timestamp) == [1_772_323_200, 1_772_325_900])
+        #expect(result.violations.map(\.code) == [.invalidMetric, .invalidMetric])
+        #expect(result.violations.map(\.column) == ["note", "factor"])
+        #expect(result.violations.map(\.line) == [3, 4])
+        #expect(result.violations[0].message == "a NUL character (U+0000): PostgreSQL cannot store it")
+        #expect(result.violations[1].message == "a number outside PostgreSQL's numeric range")
+    }
+
+    @Test func otherMetricsAreCappedInValuesAndBytesPerRow() throws {
+        var limits = ValidationLimits()
+        limits.maximumOtherMetricsValues = 50
+        limits.maximumOtherMetricsBytes = 1000
+        let base = #"{"external_site_id":"s","external_device_id":"d","reading_interval_seconds":900,"#
+        let many = base + #""timestamp":"2026-03-01T00:00:00Z","other_metrics":{"#
+            + (0..<60).map { #""m\#($0)":\#($0)"# }.joined(separator: ",") + "}}"
+        let large = base + #""timestamp":"2026-03-01T00:15:00Z","blob":""# + String(repeating: "y", count: 2000) + "\"}"
+        let nested = base + #""timestamp":"2026-03-01T00:30:00Z","deep":[[1,2,3],[4,[5,6]]]}"#
+        let result = try read(Array([many, large, nested].joined(separator: "\n").utf8), name: "caps.ndjson", limits: limits)
+        #expect(result.rejected == 2)
+        #expect(result.violations.map(\.code) == [.invalidMetric, .invalidMetric])
+        #expect(result.violations.allSatisfy { $0.message == "other_metrics may hold at most 50 values and 1000 bytes in one row" })
+        #expect(result.readings.count == 1 && result.readings[0].otherMetrics.count == 1)
+    }
+}
