@@ -84,6 +84,9 @@ public final class ColumnChunkReader {
     private func readDataPage(_ header: PageHeader, _ body: Range<Int>, version2: Bool) throws(ParquetError) -> ColumnPage {
         dataPagesSeen = true
         guard header.seenPageHeader, header.numValues >= 0 else { throw .malformed("a data page without its header") }
+        guard header.numValues <= limits.maximumPageValues else {
+            throw .limitExceeded("a page of \(header.numValues) values, more than the limit of \(limits.maximumPageValues)")
+        }
         guard header.numValues <= rowsLeft else {
             throw .malformed("a page of \(header.numValues) values with only \(rowsLeft) rows left in the row group")
         }

@@ -48,8 +48,22 @@ public struct ParquetLimits: Sendable, Equatable {
     public var maximumChunkBytes: Int64 = 512 * 1024 * 1024
     /// Entries of one dictionary page.
     public var maximumDictionaryEntries = 16 * 1024 * 1024
-    /// Rows in one row group (rows are never allocated from this count; it keeps counts sane).
-    public var maximumRowGroupRows: Int64 = 1 << 36
+    /// Rows in one row group: 16.7M, far above what writers put in one (pyarrow 1M, Snowflake
+    /// and Spark fewer), and what a function reads through in seconds.
+    public var maximumRowGroupRows: Int64 = 1 << 24
+    /// Values one data page may declare. Every per-page allocation (levels, validity, dictionary
+    /// indices, DELTA values, the values themselves) is at most this many elements, whatever a
+    /// run-length encoding can claim in a few bytes. Writers cut pages at 20,000 rows (pyarrow,
+    /// parquet-mr) or about 1 MB; a page of a million values is still read.
+    public var maximumPageValues = 1 << 20
+    /// Rows a file may declare per byte of its size, beyond a first `rowAllowance`: a reading
+    /// takes several bytes even compressed, so a small file that claims millions of rows is a
+    /// bomb (time, not memory), refused before any page is read.
+    public var maximumRowsPerFileByte: Int64 = 2
+    public var rowAllowance: Int64 = 1 << 20
+    /// Bytes the current pages of all columns may hold together (one page per column is decoded
+    /// at a time; a file of many columns with large pages is refused rather than exhausting memory).
+    public var maximumBytesInFlight = 96 * 1024 * 1024
     /// Bytes one page's values may expand to (DELTA_BYTE_ARRAY repeats prefixes).
     public var maximumPageValueBytes = 256 * 1024 * 1024
     /// Leaf columns in the schema.

@@ -107,6 +107,12 @@ public final class ParquetFile {
         guard total == metadata.numRows else {
             throw .malformed("the row groups hold \(total) rows, the footer says \(metadata.numRows)")
         }
+        let (perByte, overflow) = size.multipliedReportingOverflow(by: limits.maximumRowsPerFileByte)
+        let rowLimit = max(limits.rowAllowance, overflow ? .max : perByte)
+        guard total <= rowLimit else {
+            throw .limitExceeded("\(total) rows declared in a file of \(size) bytes, more than the limit of \(rowLimit) "
+                + "(\(limits.maximumRowsPerFileByte) rows per byte beyond the first \(limits.rowAllowance))")
+        }
         rowCount = metadata.numRows
         rowGroups = metadata.rowGroups
         createdBy = metadata.createdBy

@@ -60,6 +60,22 @@ public struct ColumnPage: Sendable, Equatable {
     public var rowCount: Int
     public var validity: [Bool]?
     public var values: ColumnStorage
+
+    /// About what the page holds in memory: its validity flags and its values.
+    public var bytesHeld: Int {
+        let flags = validity?.count ?? 0
+        switch values {
+        case .boolean(let values): return flags + values.count
+        case .int32(let values): return flags + values.count * 4
+        case .int64(let values): return flags + values.count * 8
+        case .int96(let values): return flags + values.count * 12
+        case .float(let values): return flags + values.count * 4
+        case .double(let values): return flags + values.count * 8
+        case .bytes(let values): return flags + values.offsets.count * 8 + values.bytes.count
+        case .dictionary(let dictionary, let indices):
+            return flags + indices.count * 4 + dictionary.offsets.count * 8 + dictionary.bytes.count
+        }
+    }
 }
 
 /// One cell, as stored (before its logical type is applied).

@@ -362,6 +362,49 @@ import Testing
         builder.rows = 0
         #expect(try Self.readAll(builder.build()).isEmpty)
     }
+
+    /// The review's bomb: a few hundred bytes whose OPTIONAL column declares 2^30 nulls in one
+    /// RLE run. Each of three bounds refuses it alone, before anything is allocated from the count.
+    @Test func aFewBytesCannotClaimABillionValues() throws {
+        func bomb(rows: Int64, pageValues: Int) -> [UInt8] {
+            var builder = ParquetBuilder()
+            // One RLE run of `pageValues` zeros (all null): a header varint and one byte.
+            var run: [UInt8] = []
+            Thrift.varint(UInt64(pageValues) << 1, into: &run)
+            run.append(0)
+            let body = ParquetBuilder.uint32LE(run.count) + run
+            builder.pages = [(ParquetBuilder.dataPageHeader(values: pageValues, encoding: 0, size: body.count), body)]
+            builder.rows = rows
+            return builder.build()
+        }
+        let file = bomb(rows: 1 << 30, pageValues: 1 << 30)
+        #expect(file.count < 512)
+        // 1. The file declares far more rows than its bytes can carry.
+        expectFailure(file, .limitExceeded, "1073741824 rows declared in a file of \(file.count) bytes")
+        // 2. Past that (a generous allowance), the row group is over the cap.
+        var generous = ParquetLimits()
+        generous.rowAllowance = 1 << 40
+        expectFailure(file, .limitExceeded, "1073741824 rows in one row group, more than the limit of 16777216", limits: generous)
+        // 3. Past that too, the page is: no level, flag or value array of 2^30 is ever made.
+        generous.maximumRowGroupRows = 1 << 40
+        expectFailure(file, .limitExceeded, "a page of 1073741824 values, more than the limit of 1048576", limits: generous)
+        // A page of exactly the limit is read (a million nulls from a few bytes).
+        let largest = bomb(rows: 1 << 20, pageValues: 1 << 20)
+        let cells = try GuardTests.readAll(largest, limits: generous)
+        #expect(cells.count == 1 << 20 && cells.allSatisfy { $0 == .null })
+        expectFailure(bomb(rows: (1 << 20) + 1, pageValues: (1 << 20) + 1), .limitExceeded, "a page of 1048577 values", limits: generous)
+    }
+
+    @Test func theRowsPerByteBoundScalesWithTheFile() {
+        var limits = ParquetLimits()
+        limits.rowAllowance = 10
+        limits.maximumRowsPerFileByte = 2
+        var builder = GuardTests.valid()
+        let small = builder.build()
+        #expect(throws: Never.self) { try GuardTests.readAll(small, limits: limits) }
+        builder.rows = Int64(small.count) * 3
+        expectFailure(builder.build(), .limitExceeded, "rows declared in a file of", limits: limits)
+    }
 }
 
 /// Files that carry only the legacy ConvertedType (older parquet-mr, Hive, Spark) and the

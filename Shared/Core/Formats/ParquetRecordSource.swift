@@ -10,6 +10,9 @@ public final class ParquetRecordSource: RecordSource {
     private var group = -1
     private var rowsLeftInGroup = 0
     private var row = 0
+    private let limits: ValidationLimits
+    /// What the columns' current pages hold (``ColumnPage/bytesHeld``), kept under the limit.
+    private var bytesInFlight = 0
 
     private struct Column {
         let index: Int
@@ -37,6 +40,7 @@ public final class ParquetRecordSource: RecordSource {
     }
 
     public init(input: any RandomAccessInput, limits: ValidationLimits) throws(FileFormatError) {
+        self.limits = limits
         do {
             file = try ParquetFile(input: input, limits: limits.parquet)
         } catch {
@@ -106,6 +110,7 @@ public final class ParquetRecordSource: RecordSource {
                 }
                 columns[index].page = nil
             }
+            bytesInFlight = 0
         }
         rowsLeftInGroup -= 1
         row += 1
@@ -128,6 +133,13 @@ public final class ParquetRecordSource: RecordSource {
             let page: ColumnPage?
             do { page = try column.reader?.nextPage() } catch { throw .parquet(error) }
             guard let page else { throw .parquet(.malformed("column \"\(column.name)\" ends before row \(row)")) }
+            // One page per column is held at a time; together they must fit the budget.
+            bytesInFlight += page.bytesHeld - (column.page?.bytesHeld ?? 0)
+            guard bytesInFlight <= limits.parquet.maximumBytesInFlight else {
+                throw .parquet(.limitExceeded(
+                    "row \(row): the current pages of all columns hold \(bytesInFlight) bytes, more than the limit of "
+                        + "\(limits.parquet.maximumBytesInFlight) (column \"\(column.name)\")"))
+            }
             column.page = page
             column.rowInPage = 0
             column.valueInPage = 0

@@ -46,6 +46,24 @@ func pyarrowFile(_ script: String) throws -> [UInt8] {
         #expect(readings == expectedParquetReadings)
     }
 
+    /// One page per column is held at a time, and all of them together stay under a budget: a
+    /// file of many columns with large pages is refused, not allowed to exhaust the function.
+    @Test func theColumnsCurrentPagesShareOneMemoryBudget() throws {
+        var limits = ValidationLimits()
+        limits.parquet.maximumBytesInFlight = 64
+        let error = #expect(throws: FileFormatError.self) {
+            _ = try read(try sample("readings.parquet"), name: "data.parquet", limits: limits)
+        }
+        guard case .parquet(.limitExceeded(let message))? = error else {
+            Issue.record("expected a Parquet limit, got \(String(describing: error))")
+            return
+        }
+        #expect(message.contains("the current pages of all columns hold"), "\(message)")
+        #expect(message.contains("more than the limit of 64"))
+        limits.parquet.maximumBytesInFlight = 4096
+        #expect(try read(try sample("readings.parquet"), name: "data.parquet", limits: limits).readings == expectedParquetReadings)
+    }
+
     @Test func typedValuesFollowTheSameRules() throws {
         let bytes = try pyarrowFile("""
             t = datetime.datetime
