@@ -5,7 +5,8 @@
    and Parquet files, beside a plain COPY of the same canonical rows into the same table (goal >= 0.8x),
    and beside a binary COPY of them (the validator loads with binary COPY: the stricter bound);
 2. init time: from exec to the first GET /runtime/invocation/next (goal <= 20 ms);
-3. peak RSS on a 1M-row and a 10M-row CSV (goal: the same, <= 64 MB).
+3. peak RSS on a 1M-row and a 10M-row CSV (goal: the same, <= 64 MB), and on keys spread as
+   thinly as the in-file duplicate check allows: 2,000 devices over 680 14-day windows (goal <= 64 MB).
 
 usage: validator_benchmark.py VALIDATOR METERLAKE_COMMAND [ROWS]   (DATABASE_URL must be set)
 """
@@ -31,6 +32,17 @@ def write_csv(path, count):
             t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + (i // 1000) * 900))
             e = (i % 4000) / 4
             out.write(f"site-{i % 1000 // 10},inv-{i % 1000},{t},900,{e},{e * 4},21.5,measured,MPPT\n")
+
+
+def write_sparse_csv(path, devices=2000, windows=680):
+    """One reading per device per 14-day window (the duplicate tracker's page): its worst case."""
+    start = 946_684_800  # 2000-01-01
+    with open(path, "w") as out:
+        out.write("external_site_id,external_device_id,timestamp,reading_interval_seconds,energy_wh\n")
+        for window in range(windows):
+            t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + window * 1_229_400))
+            for device in range(devices):
+                out.write(f"site-{device // 10},inv-{device},{t},900,{device % 97}\n")
 
 
 def write_json(path, count):
@@ -187,5 +199,10 @@ print(f"RSS    peak {rss_small:.1f} MB at {rows} rows, {rss_big:.1f} MB at {rows
 reset()
 rss_parquet = peak_rss(parquet_path, "rss-1m.parquet")
 print(f"RSS    peak {rss_parquet:.1f} MB on the {rows}-row Parquet file (one row group)")
+reset()
+sparse = os.path.join(work, "sparse.csv")
+write_sparse_csv(sparse)
+rss_sparse = peak_rss(sparse, "rss-sparse.csv")
+print(f"RSS    peak {rss_sparse:.1f} MB on 1,360,000 rows of 2,000 devices over 680 14-day windows (goal <= 64 MB)")
 psql("DROP SCHEMA bench_validator CASCADE", database=base_url)
 shutil.rmtree(work, ignore_errors=True)

@@ -80,8 +80,11 @@ public final class ReadingLoader {
     /// - Parameters:
     ///   - next: The file's batches, in order; `nil` when done.
     ///   - decide: Called with the totals before COMMIT; returning false rolls everything back.
+    ///   - rejected: Told of the rows this load rejects itself (in-file duplicates the reader could
+    ///     not check in its memory: ``ReadingBatch/pendingDuplicateChecks``), for the file's report.
     public func load(
-        _ file: IngestedFile, batches next: () throws -> ReadingBatch?, decide: (LoadSummary) -> Bool = { _ in true }
+        _ file: IngestedFile, batches next: () throws -> ReadingBatch?, decide: (LoadSummary) -> Bool = { _ in true },
+        rejected: ([SchemaViolation]) -> Void = { _ in }
     ) throws -> LoadOutcome {
         var summary = LoadSummary()
         var violations: [SchemaViolation] = []
@@ -96,9 +99,25 @@ public final class ReadingLoader {
                     violations += batch.violations.prefix(maximumLoggedViolations - violations.count)
                 }
                 guard !batch.readings.isEmpty else { continue }
-                try ensurePartitions(for: batch.readings, state: &state, summary: &summary)
-                let meterIDs = try registerMeters(batch.readings, state: &state, summary: &summary)
-                try write(batch.readings, meterIDs: meterIDs, ingestionID: summary.ingestionID, state: &state, summary: &summary)
+                var readings = batch.readings
+                var meterIDs = try registerMeters(readings, state: &state, summary: &summary)
+                if !batch.pendingDuplicateChecks.isEmpty {
+                    let duplicates = try duplicates(among: batch, meterIDs: meterIDs, state: &state)
+                    if !duplicates.isEmpty {
+                        let drop = Set(duplicates.map(\.index))
+                        readings = readings.indices.filter { !drop.contains($0) }.map { readings[$0] }
+                        meterIDs = meterIDs.indices.filter { !drop.contains($0) }.map { meterIDs[$0] }
+                        let found = duplicates.map(\.violation)
+                        summary.rowsRejected += found.count
+                        if violations.count < maximumLoggedViolations {
+                            violations += found.prefix(maximumLoggedViolations - violations.count)
+                        }
+                        rejected(found)
+                    }
+                }
+                guard !readings.isEmpty else { continue }
+                try ensurePartitions(for: readings, state: &state, summary: &summary)
+                try write(readings, meterIDs: meterIDs, ingestionID: summary.ingestionID, state: &state, summary: &summary)
             }
             guard decide(summary) else { throw Declined() }
             try IngestionLog(connection: connection).close(
@@ -118,7 +137,12 @@ public final class ReadingLoader {
         var meters: [MeterKey: Int64] = [:]
         var upsertMode = false
         var stagingReady = false
+        var seenReady = false
     }
+
+    /// Meters remembered for the file's later batches; past this many the cache starts afresh
+    /// (a file of countless devices costs lookups, not memory).
+    static let maximumCachedMeters = 100_000
 
     private struct MeterKey: Hashable {
         var site: String
@@ -140,6 +164,7 @@ public final class ReadingLoader {
 
     /// Registers the batch's unknown meters and returns the id of each reading's meter.
     private func registerMeters(_ readings: [MeterReading], state: inout LoadState, summary: inout LoadSummary) throws -> [Int64] {
+        if state.meters.count > Self.maximumCachedMeters { state.meters = [:] }
         var missing: [MeterKey] = []
         var seen = Set<MeterKey>()
         for reading in readings {
@@ -169,6 +194,46 @@ public final class ReadingLoader {
             }
         }
         return readings.map { state.meters[MeterKey(site: $0.externalSiteID, device: $0.externalDeviceID)]! }
+    }
+
+    /// The readings of `batch` that the reader could not check in memory and that repeat an
+    /// earlier row of this file (or of this batch): found through a table of the keys checked
+    /// this way, in this transaction. Exact, and the memory it takes is the database's disk.
+    private func duplicates(
+        among batch: ReadingBatch, meterIDs: [Int64], state: inout LoadState
+    ) throws -> [(index: Int, violation: SchemaViolation)] {
+        if !state.seenReady {
+            try connection.query("""
+                CREATE TEMPORARY TABLE meterlake_seen (meter_id bigint, slot bigint, PRIMARY KEY (meter_id, slot)) ON COMMIT DROP
+                """)
+            state.seenReady = true
+        }
+        let pending = batch.pendingDuplicateChecks
+        let inserted = try connection.query("""
+            INSERT INTO meterlake_seen (meter_id, slot)
+            SELECT meter_id, slot FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS k (meter_id, slot, n) ORDER BY n
+            ON CONFLICT DO NOTHING
+            RETURNING meter_id, slot
+            """, ["{" + pending.map { String(meterIDs[$0.index]) }.joined(separator: ",") + "}",
+                  "{" + pending.map { String(batch.readings[$0.index].timestamp) }.joined(separator: ",") + "}"])
+        // A key inserted now is new for its first pending row only; a key not inserted was seen before.
+        var fresh = Set<PendingKey>()
+        for row in inserted.rows { fresh.insert(PendingKey(meter: Int64(row[0]!)!, timestamp: Int64(row[1]!)!)) }
+        var found: [(index: Int, violation: SchemaViolation)] = []
+        for check in pending {
+            let reading = batch.readings[check.index]
+            let key = PendingKey(meter: meterIDs[check.index], timestamp: reading.timestamp)
+            if fresh.remove(key) != nil { continue }
+            found.append((check.index, SchemaViolation(
+                .duplicateReading, line: check.line, row: check.row, column: CanonicalField.timestamp.name,
+                value: Timestamp.rfc3339(milliseconds: reading.timestamp * 1000), message: ReadingDecoder.duplicateMessage)))
+        }
+        return found
+    }
+
+    private struct PendingKey: Hashable {
+        var meter: Int64
+        var timestamp: Int64
     }
 
     private static let columns = #"meter_id, organization_id, "timestamp", reading_interval_seconds, energy_wh, power_w, irradiance_wm2, temperature_c, other_metrics, quality, ingested_at, ingestion_id"#

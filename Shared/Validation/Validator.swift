@@ -164,7 +164,7 @@ public final class Validator: LambdaHandler {
                 return batch
             }, decide: { [configuration] summary in
                 configuration.accepts(rowsProcessed: summary.rowsProcessed, rowsRejected: summary.rowsRejected)
-            })
+            }, rejected: { report.violations.add($0) })
         } catch let error as FileFormatError {
             report.reason = "the file is structurally broken: \(error)"
             report.fileError = error.description

@@ -24,6 +24,23 @@ public struct ReadingBatch: Sendable {
     public var rowsProcessed = 0
     /// Records rejected in this batch (a record with three violations counts once).
     public var rowsRejected = 0
+    /// Readings the decoder could not check for duplicates within its memory (``DuplicateTracker``):
+    /// the loader checks them against the file's other readings before it writes them.
+    public var pendingDuplicateChecks: [PendingDuplicateCheck] = []
+
+    /// A reading of this batch still to be checked for an earlier row of the same key, and where it is.
+    public struct PendingDuplicateCheck: Sendable, Equatable {
+        /// Its index in ``ReadingBatch/readings``.
+        public var index: Int
+        public var line: Int
+        public var row: Int
+
+        public init(index: Int, line: Int, row: Int) {
+            self.index = index
+            self.line = line
+            self.row = row
+        }
+    }
 
     public init(readings: [MeterReading] = [], violations: [SchemaViolation] = [], rowsProcessed: Int = 0, rowsRejected: Int = 0) {
         self.readings = readings
@@ -145,6 +162,9 @@ public final class ReadingFileReader {
             batch.rowsProcessed += 1
             let before = batch.violations.count
             if let reading = decoder.decode(record, violations: &batch.violations) {
+                if decoder.lastReadingNeedsDuplicateCheck {
+                    batch.pendingDuplicateChecks.append(.init(index: batch.readings.count, line: record.line, row: record.row))
+                }
                 batch.readings.append(reading)
             } else if batch.violations.count > before {
                 batch.rowsRejected += 1

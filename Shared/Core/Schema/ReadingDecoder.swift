@@ -38,8 +38,8 @@ public struct RawRecord: Sendable {
 /// Checks records against the upload file format and turns the good ones into ``MeterReading``s.
 ///
 /// Every violation of a record is reported, not just the first. The duplicate check spans the
-/// whole file (one decoder per file) in memory proportional to the readings' time span per
-/// device, not to the file size: see ``DuplicateTracker``.
+/// whole file (one decoder per file) in bounded memory: see ``DuplicateTracker``; what it cannot
+/// hold it hands on (``lastReadingNeedsDuplicateCheck``, ``ReadingBatch/pendingDuplicateChecks``).
 public struct ReadingDecoder {
     public let limits: ValidationLimits
     public let source: SourceSystem
@@ -53,6 +53,12 @@ public struct ReadingDecoder {
     /// A site id declared by the file (an envelope's `site_id`) for records that name none.
     public var declaredSiteID: String?
     private var duplicates: DuplicateTracker
+    /// Set by ``decode(_:violations:)`` when the reading it returned could not be checked against
+    /// the file's other readings within the tracker's memory (see ``DuplicateTracker``): the
+    /// loader must check it.
+    public private(set) var lastReadingNeedsDuplicateCheck = false
+    /// The message of a `duplicate_reading` violation, wherever it is found.
+    public static let duplicateMessage = "another row of this file has the same site, device and timestamp"
 
     public init(limits: ValidationLimits, source: SourceSystem, organizationID: Int64, now: Int64, ingestedAt: Int64) {
         self.limits = limits
@@ -60,7 +66,7 @@ public struct ReadingDecoder {
         self.organizationID = organizationID
         self.now = now
         self.ingestedAt = ingestedAt
-        self.duplicates = DuplicateTracker(slotSeconds: limits.slotSeconds)
+        self.duplicates = DuplicateTracker(slotSeconds: limits.slotSeconds, maximumBytes: limits.maximumDuplicateTrackerBytes)
     }
 
     /// The reading, or `nil` with the record's violations appended to `violations`.
@@ -120,8 +126,13 @@ public struct ReadingDecoder {
             violations.append(contentsOf: context.violations)
             return nil
         }
-        guard duplicates.insert(site: siteID, device: deviceID, timestamp: timestamp) else {
-            context.violation(.duplicateReading, .timestamp, "another row of this file has the same site, device and timestamp")
+        switch duplicates.insert(site: siteID, device: deviceID, timestamp: timestamp) {
+        case .new:
+            lastReadingNeedsDuplicateCheck = false
+        case .unknown:
+            lastReadingNeedsDuplicateCheck = true
+        case .duplicate:
+            context.violation(.duplicateReading, .timestamp, Self.duplicateMessage)
             violations.append(contentsOf: context.violations)
             return nil
         }
@@ -346,35 +357,63 @@ private struct SmallStringSet {
     }
 }
 
-/// Remembers which (site, device, interval start) a file has already delivered, exactly.
+/// Remembers which (site, device, interval start) a file has already delivered, exactly, in
+/// bounded memory.
 ///
 /// Per device, a sparse bitmap of time slots (the greatest common divisor of the allowed
 /// intervals, 300 s by default) in 4096-slot pages: dense data costs one bit per reading, and a
 /// page only exists where a device has data. A million 5-minute readings of one device take
-/// about 125 KB, not the tens of megabytes a set of keys would.
+/// about 125 KB, not the tens of megabytes a set of keys would. Pages are capped: once the
+/// budget is spent, a reading in a page that does not exist is ``Seen/unknown`` and the caller
+/// has it checked elsewhere (the loader, in the database); readings in existing pages are still
+/// answered exactly.
 public struct DuplicateTracker: Sendable {
+    public enum Seen: Sendable, Equatable {
+        case new
+        case duplicate
+        /// Beyond the memory budget: neither recorded nor known.
+        case unknown
+    }
+
     private let slotSeconds: Int64
     private struct Device: Hashable {
         var site: String
         var device: String
     }
     private var pages: [Device: [Int64: [UInt64]]] = [:]
+    private var pageCount = 0
+    private let maximumPages: Int
     private static let pageSlots: Int64 = 4096
+    /// Bytes of one page's bitmap.
+    public static let pageBytes = Int(pageSlots / 8)
 
-    public init(slotSeconds: Int64) { self.slotSeconds = slotSeconds }
+    public init(slotSeconds: Int64, maximumBytes: Int = .max) {
+        self.slotSeconds = slotSeconds
+        self.maximumPages = max(1, maximumBytes / Self.pageBytes)
+    }
 
-    /// Records the reading; `false` if it was already there.
-    public mutating func insert(site: String, device: String, timestamp: Int64) -> Bool {
+    /// Whether the budget ran out (some readings came back ``Seen/unknown``).
+    public private(set) var isFull = false
+
+    /// Records the reading.
+    public mutating func insert(site: String, device: String, timestamp: Int64) -> Seen {
         let slot = Timestamp.floorDivide(timestamp, slotSeconds).0
         let page = Timestamp.floorDivide(slot, Self.pageSlots).0
         let bit = Int(slot - page * Self.pageSlots)
         let key = Device(site: site, device: device)
-        var inserted = false
+        if pages[key]?[page] == nil {
+            guard pageCount < maximumPages else {
+                isFull = true
+                return .unknown
+            }
+            pageCount += 1
+        }
+        var seen = Seen.new
         pages[key, default: [:]][page, default: [UInt64](repeating: 0, count: Int(Self.pageSlots / 64))].withUnsafeMutableBufferPointer { words in
             let mask: UInt64 = 1 << UInt64(bit % 64)
-            inserted = words[bit / 64] & mask == 0
+            if words[bit / 64] & mask != 0 { seen = .duplicate }
             words[bit / 64] |= mask
         }
-        return inserted
+        return seen
     }
 }

@@ -20,6 +20,9 @@ public struct ValidationLimits: Sendable, Equatable {
     /// bytes (names and values, about as stored). A row over either is rejected, not the file.
     public var maximumOtherMetricsValues = 1024
     public var maximumOtherMetricsBytes = 64 * 1024
+    /// Memory the in-file duplicate check may use (512 bytes per device and 14-day window). Past
+    /// it, rows of windows it does not hold are checked by the database instead, exactly.
+    public var maximumDuplicateTrackerBytes = 16 * 1024 * 1024
     /// A UTC offset (seconds) applied to naive timestamps of files that declare none; `nil` rejects them.
     public var defaultUTCOffset: Int?
 

@@ -90,16 +90,45 @@ struct BadRow: CustomTestStringConvertible, Sendable {
         var tracker = DuplicateTracker(slotSeconds: 300)
         let times: [Int64] = [0, 300, 4096 * 300, 4096 * 300 - 300, -300, 1_772_345_700, 946_684_800]
         for time in times {
-            let first = tracker.insert(site: "s", device: "d", timestamp: time)
-            #expect(first, "first sighting of \(time)")
+            #expect(tracker.insert(site: "s", device: "d", timestamp: time) == .new, "first sighting of \(time)")
         }
         for time in times {
-            let again = tracker.insert(site: "s", device: "d", timestamp: time)
-            #expect(!again, "second sighting of \(time)")
+            #expect(tracker.insert(site: "s", device: "d", timestamp: time) == .duplicate, "second sighting of \(time)")
         }
-        let otherDevice = tracker.insert(site: "s", device: "e", timestamp: 0)
-        let otherSite = tracker.insert(site: "t", device: "d", timestamp: 0)
-        #expect(otherDevice && otherSite)
+        #expect(tracker.insert(site: "s", device: "e", timestamp: 0) == .new)
+        #expect(tracker.insert(site: "t", device: "d", timestamp: 0) == .new)
+        #expect(!tracker.isFull)
+    }
+
+    /// Past its budget the tracker makes no page: a reading in a page it holds is still answered
+    /// exactly, one elsewhere is `unknown` (for the loader to check), every time.
+    @Test func duplicateTrackerStopsGrowingAtItsBudgetAndSaysWhatItCannotKnow() {
+        var tracker = DuplicateTracker(slotSeconds: 300, maximumBytes: 2 * DuplicateTracker.pageBytes)
+        let window = Int64(4096 * 300)
+        #expect(tracker.insert(site: "s", device: "a", timestamp: 0) == .new)
+        #expect(tracker.insert(site: "s", device: "a", timestamp: window) == .new)
+        #expect(tracker.insert(site: "s", device: "b", timestamp: 0) == .unknown)
+        #expect(tracker.insert(site: "s", device: "a", timestamp: 2 * window) == .unknown)
+        #expect(tracker.isFull)
+        #expect(tracker.insert(site: "s", device: "a", timestamp: 300) == .new, "a page it holds still records")
+        #expect(tracker.insert(site: "s", device: "a", timestamp: 300) == .duplicate)
+        #expect(tracker.insert(site: "s", device: "a", timestamp: window) == .duplicate)
+        #expect(tracker.insert(site: "s", device: "b", timestamp: 0) == .unknown, "and what it could not hold stays unknown")
+    }
+
+    @Test func readingsBeyondTheTrackersBudgetComeOutMarkedForTheLoader() throws {
+        var limits = ValidationLimits()
+        limits.maximumDuplicateTrackerBytes = DuplicateTracker.pageBytes
+        var csv = "external_site_id,external_device_id,timestamp,reading_interval_seconds\n"
+        for device in ["a", "b", "a", "b"] { csv += "s,\(device),2026-03-01T00:00:00Z,900\n" }
+        let reader = try ReadingFileReader(
+            source: MemoryByteSource(Array(csv.utf8)), name: "d.csv", sourceSystem: .manual, organizationID: 42, limits: limits,
+            now: sampleNow, ingestedAt: sampleIngestedAt)
+        let batch = try #require(try reader.nextBatch(maximumRows: 10))
+        // Device a's repeat is caught at once; device b's rows pass with a note to check them.
+        #expect(batch.violations.map(\.line) == [4])
+        #expect(batch.readings.map(\.externalDeviceID) == ["a", "b", "b"])
+        #expect(batch.pendingDuplicateChecks == [.init(index: 1, line: 3, row: 2), .init(index: 2, line: 5, row: 4)])
     }
 
     @Test func jsonTypesAreCheckedAndExtrasKeptExactly() throws {

@@ -228,4 +228,46 @@ final class InProcessValidator {
             #expect(decoded == accepted, "\(literal): PostgreSQL \(accepted ? "accepts" : "refuses") it")
         }
     }
+
+    /// In-file duplicates past the reader's memory budget are found by the loader in the
+    /// database, exactly: the same rows load and the same lines are reported either way.
+    @Test func inFileDuplicatesBeyondTheTrackersMemoryAreFoundExactly() throws {
+        var text = "external_site_id,external_device_id,timestamp,reading_interval_seconds,energy_wh\n"
+        var line = 1
+        var expectedDuplicateLines: [Int] = []
+        let window: Int64 = 1_229_400  // just over one tracker page (4096 × 300 s), a multiple of 900 s
+        func row(_ device: Int, _ windowIndex: Int64, energy: Int) {
+            let time = Timestamp.rfc3339(milliseconds: (1_772_323_200 + windowIndex * window) * 1000)
+            text += "site-1,inv-\(device),\(time),900,\(energy)\n"
+            line += 1
+        }
+        for windowIndex in 0..<3 as Range<Int64> {
+            for device in 0..<6 { row(device, windowIndex, energy: device) }
+        }
+        // A repeat of an early row (another batch by now), of a late one (the same batch), and twice of one key.
+        for (device, windowIndex) in [(0, 0), (5, 2), (3, 1), (3, 1)] as [(Int, Int64)] {
+            row(device, windowIndex, energy: 99)
+            expectedDuplicateLines.append(line)
+        }
+        var outcomes: [[String]] = []
+        for budget in [ValidationLimits().maximumDuplicateTrackerBytes, 2 * DuplicateTracker.pageBytes] {
+            let validator = try InProcessValidator()
+            validator.configuration.limits.maximumDuplicateTrackerBytes = budget
+            validator.configuration.batchRows = 7
+            validator.configuration.rejectThreshold = 0.5
+            let key = try validator.land("sparse.csv", Array(text.utf8))
+            let files = try validator.run([key])
+            #expect(files.map(\.status) == [.validated])
+            #expect(files[0].rowsProcessed == 22 && files[0].rowsLoaded == 18 && files[0].rowsRejected == 4, "budget \(budget)")
+            let report = try validator.report(files[0].destination! + ".report.json")
+            let violations = try #require(report["violations"] as? [[String: Any]])
+            #expect(violations.compactMap { $0["line"] as? Int }.sorted() == expectedDuplicateLines, "budget \(budget)")
+            #expect(violations.allSatisfy { $0["code"] as? String == "duplicate_reading" })
+            let stored = try validator.database.connect().query(
+                "SELECT count(*) AS n, count(*) FILTER (WHERE energy_wh = 99) AS repeats FROM meter_reading")
+            #expect(stored.rows == [["18", "0"]], "the first row of each key is the one loaded")
+            outcomes.append(violations.compactMap { $0["line"] as? Int }.sorted().map(String.init))
+        }
+        #expect(outcomes[0] == outcomes[1])
+    }
 }
