@@ -32,8 +32,12 @@ public struct DatabaseSettings: Sendable {
     ///   - rootCertificates: `METERLAKE_DATABASE_CA`: PEM text, or a path to a PEM file.
     ///   - defaultCAFile: the bundle's CA file, used when neither the variable nor the URL names roots.
     ///   - scratchDirectory: where PEM text is written for libpq, which reads roots from a file.
+    ///   - libpqVariables: the `PG…` variables of the environment, which libpq reads for what the
+    ///     URL leaves out (`PGHOST`, `PGHOSTADDR`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGSERVICE`): the
+    ///     policy applies to what libpq will really use.
     public init(
-        url: String, rootCertificates: String? = nil, defaultCAFile: String? = nil, scratchDirectory: String = "/tmp"
+        url: String, rootCertificates: String? = nil, defaultCAFile: String? = nil, scratchDirectory: String = "/tmp",
+        libpqVariables: [String: String] = [:]
     ) throws(ConfigurationError) {
         let options: PostgresConnectionOptions
         do {
@@ -41,30 +45,46 @@ public struct DatabaseSettings: Sendable {
         } catch {
             throw .invalid(name: "DATABASE_URL", reason: "not a valid libpq connection URI or key=value string")
         }
+        func value(_ keyword: String, _ variable: String) -> String? {
+            options[keyword] ?? libpqVariables[variable].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        func list(_ text: String?) -> [String] {
+            (text ?? "").split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        }
         self.url = url
-        // libpq connects to `hostaddr` when given but verifies the certificate against `host`.
-        let hosts = (options["host"] ?? "").split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        let remote = hosts.filter { !Self.isLocal($0) }
+        guard value("service", "PGSERVICE") == nil else {
+            throw .invalid(name: "DATABASE_URL", reason: "a connection service (service= or PGSERVICE) is not supported: give the host in DATABASE_URL")
+        }
+        // libpq connects to `hostaddr` when given, and verifies the certificate against `host`.
+        let names = list(value("host", "PGHOST"))
+        let addresses = list(value("hostaddr", "PGHOSTADDR"))
+        let remote = (names + addresses).filter { !Self.isLocal($0) }
         guard let first = remote.first else {
             overrides = [:]
             return
         }
-        let mode = options["sslmode"]
+        let mode = value("sslmode", "PGSSLMODE")
         guard mode == "verify-full" else {
             throw .invalid(
                 name: "DATABASE_URL",
                 reason: "sslmode=\(mode ?? "(unset: libpq then tries TLS without checking it and falls back to plaintext)") is refused "
                     + "for host \(first): use sslmode=verify-full (and METERLAKE_DATABASE_CA for the server's root CA)")
         }
+        guard names.allSatisfy({ !$0.isEmpty && !$0.hasPrefix("/") }) else {
+            throw .invalid(name: "DATABASE_URL", reason: "host must name the server for sslmode=verify-full to check its certificate against")
+        }
+        // The mode is pinned too, so that nothing else can lower it.
+        var pinned = ["sslmode": "verify-full"]
         if let given = rootCertificates {
-            overrides = ["sslrootcert": try Self.file(forRootCertificates: given, scratchDirectory: scratchDirectory)]
-        } else if options["sslrootcert"] != nil {
-            overrides = [:]
+            pinned["sslrootcert"] = try Self.file(forRootCertificates: given, scratchDirectory: scratchDirectory)
+        } else if value("sslrootcert", "PGSSLROOTCERT") != nil {
+            // The operator's own choice of roots.
         } else if let file = Self.firstReadable((defaultCAFile.map { [$0] } ?? []) + Self.systemCAFiles) {
-            overrides = ["sslrootcert": file]
+            pinned["sslrootcert"] = file
         } else {
             throw .invalid(name: "METERLAKE_DATABASE_CA", reason: "not set, and no CA file was found to verify the database's certificate")
         }
+        overrides = pinned
     }
 
     /// `DATABASE_URL`, `METERLAKE_DATABASE_CA`, `METERLAKE_SCRATCH_DIR`, and the bundle's CA file
@@ -73,7 +93,8 @@ public struct DatabaseSettings: Sendable {
         try self.init(
             url: try environment.require("DATABASE_URL"), rootCertificates: environment["METERLAKE_DATABASE_CA"],
             defaultCAFile: environment["LAMBDA_TASK_ROOT"].map { $0 + "/ca-certificates.crt" },
-            scratchDirectory: environment["METERLAKE_SCRATCH_DIR"] ?? "/tmp")
+            scratchDirectory: environment["METERLAKE_SCRATCH_DIR"] ?? "/tmp",
+            libpqVariables: environment.values.filter { $0.key.hasPrefix("PG") })
     }
 
     /// Debian's and Amazon Linux's CA bundles.
@@ -89,7 +110,8 @@ public struct DatabaseSettings: Sendable {
     }
 
     /// The path libpq reads roots from: `value` itself when it is a path, else PEM text written
-    /// once to a file named by its hash.
+    /// to a new file of the scratch directory (a random name, created exclusively, owner-only:
+    /// nothing planted there beforehand is followed or read).
     static func file(forRootCertificates value: String, scratchDirectory: String) throws(ConfigurationError) -> String {
         guard value.contains("-----BEGIN CERTIFICATE-----") else {
             guard access(value, R_OK) == 0 else {
@@ -97,8 +119,8 @@ public struct DatabaseSettings: Sendable {
             }
             return value
         }
-        let path = scratchDirectory + "/meterlake-database-ca-" + Hex.encode(SHA256.hash(Array(value.utf8))).prefix(16) + ".pem"
-        guard FileIO.write(Array(value.utf8), to: path) else {
+        let path = scratchDirectory + "/meterlake-database-ca-" + Hex.encode(SecureRandom.bytes(12)) + ".pem"
+        guard FileIO.write(Array(value.utf8), to: path, exclusive: true) else {
             throw .invalid(name: "METERLAKE_DATABASE_CA", reason: "cannot write it to \(scratchDirectory) for libpq")
         }
         return path

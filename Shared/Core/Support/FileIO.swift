@@ -19,9 +19,13 @@ public enum FileIO {
         }
     }
 
-    /// Writes `bytes` to `path` (created or truncated); false on failure.
-    public static func write(_ bytes: [UInt8], to path: String) -> Bool {
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    /// Writes `bytes` to `path` (created or truncated); false on failure. With `exclusive`, the
+    /// file must not exist yet (no link or earlier file is followed or reused) and only its owner
+    /// may read it.
+    public static func write(_ bytes: [UInt8], to path: String, exclusive: Bool = false) -> Bool {
+        let descriptor = exclusive
+            ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { return false }
         defer { close(descriptor) }
         var offset = 0

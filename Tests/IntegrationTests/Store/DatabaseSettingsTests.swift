@@ -1,5 +1,8 @@
 import Core
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Postgres
 import Store
 import Testing
@@ -35,6 +38,28 @@ import TestSupport
         #expect(!text.contains("pw"))
     }
 
+    /// libpq fills what the URL leaves out from PG… variables and service files: the policy
+    /// applies to what libpq will really use.
+    @Test func hostsAndModesFromLibpqsVariablesOrHostaddrAreCheckedToo() {
+        let loopback = "postgresql://meter@127.0.0.1/meterlake"
+        #expect(throws: ConfigurationError.self) { try DatabaseSettings(url: "postgresql://meter@/meterlake", libpqVariables: ["PGHOST": "db.example.com"]) }
+        #expect(throws: ConfigurationError.self) { try DatabaseSettings(url: loopback + "?hostaddr=203.0.113.5") }
+        #expect(throws: ConfigurationError.self) {
+            try DatabaseSettings(url: "postgresql://meter@db.example.com/m", libpqVariables: ["PGSSLMODE": "require"])
+        }
+        let service = #expect(throws: ConfigurationError.self) { try DatabaseSettings(url: "service=prod") }
+        #expect(service?.description.contains("service") == true)
+        #expect(throws: ConfigurationError.self) { try DatabaseSettings(url: loopback, libpqVariables: ["PGSERVICE": "prod"]) }
+        // A remote address needs the server's name for verify-full to check.
+        let nameless = #expect(throws: ConfigurationError.self) {
+            try DatabaseSettings(url: "postgresql://meter@/m?hostaddr=203.0.113.5&sslmode=verify-full")
+        }
+        #expect(nameless?.description.contains("host must name the server") == true)
+        #expect(throws: Never.self) {
+            try DatabaseSettings(url: "postgresql://meter@db.example.com/m", defaultCAFile: "/etc/hostname", libpqVariables: ["PGSSLMODE": "verify-full"])
+        }
+    }
+
     @Test func loopbackAndSocketsKeepTheOperatorsChoice() throws {
         for url in ["postgresql://postgres@127.0.0.1:5432/postgres", "postgresql://postgres@localhost/postgres",
                     "postgresql://postgres@[::1]:5432/postgres?sslmode=disable", "host=/var/run/postgresql dbname=x",
@@ -52,13 +77,19 @@ import TestSupport
         let fromText = try DatabaseSettings(url: url, rootCertificates: certificates.authority, scratchDirectory: scratch)
         let written = try #require(fromText.overrides["sslrootcert"])
         #expect(try String(contentsOfFile: written, encoding: .utf8) == certificates.authority)
-        #expect(try DatabaseSettings(url: url, rootCertificates: written).overrides == ["sslrootcert": written])
+        #expect(try DatabaseSettings(url: url, rootCertificates: written).overrides == ["sslmode": "verify-full", "sslrootcert": written])
         #expect(throws: ConfigurationError.invalid(name: "METERLAKE_DATABASE_CA", reason: "neither PEM text nor a readable file")) {
             try DatabaseSettings(url: url, rootCertificates: "/nonexistent/ca.pem")
         }
-        #expect(try DatabaseSettings(url: url, defaultCAFile: written).overrides == ["sslrootcert": written])
+        #expect(try DatabaseSettings(url: url, defaultCAFile: written).overrides == ["sslmode": "verify-full", "sslrootcert": written])
         // The URL's own sslrootcert is kept when the variable does not override it.
-        #expect(try DatabaseSettings(url: url + "&sslrootcert=/etc/custom.pem", defaultCAFile: written).overrides == [:])
+        #expect(try DatabaseSettings(url: url + "&sslrootcert=/etc/custom.pem", defaultCAFile: written).overrides == ["sslmode": "verify-full"])
+        // PEM text goes to a new owner-only file each time; a file planted at a guessed name is never used.
+        let again = try #require(try DatabaseSettings(url: url, rootCertificates: certificates.authority, scratchDirectory: scratch)
+            .overrides["sslrootcert"])
+        #expect(again != written)
+        var status = stat()
+        #expect(stat(again, &status) == 0 && status.st_mode & 0o777 == 0o600)
     }
 
     /// A real server with TLS behind a name that is not loopback (`hostaddr` points libpq at
