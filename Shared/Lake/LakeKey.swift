@@ -27,16 +27,20 @@ public struct LakeKey: Sendable, Equatable {
             case .organization(let text): "the organisation id \"\(text)\" is not a positive integer without leading zeros"
             case .date(let text): "\"\(text)\" is not a YYYY-MM-DD date"
             case .dotSegment: "the key has an empty, . or .. segment"
-            case .tooLong: "the key is longer than 1024 bytes"
+            case .tooLong: "the key is longer than \(LakeKey.maximumBytes) bytes (its quarantine/{day}/ report key must fit S3's 1024)"
             case .controlCharacter(let scalar, let offset):
                 "the key contains the control character U+\(String(scalar, radix: 16, uppercase: true).leftPadded(to: 4)) at byte \(offset)"
             }
         }
     }
 
+    /// The longest raw key whose destinations fit S3's 1024 bytes: `raw/` becomes
+    /// `quarantine/YYYY-MM-DD/` (18 bytes more) and the report adds `.report.json` (12).
+    public static let maximumBytes = 1024 - 18 - 12
+
     /// Parses a key known to start with `raw/`.
     public init(_ key: String) throws(Problem) {
-        guard key.utf8.count <= 1024 else { throw .tooLong }
+        guard key.utf8.count <= Self.maximumBytes else { throw .tooLong }
         if let problem = Self.controlCharacter(in: key) { throw problem }
         let parts = key.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard parts.count >= 5, parts[0] == "raw" else { throw .shape }

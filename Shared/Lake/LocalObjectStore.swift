@@ -109,21 +109,30 @@ public final class LocalObjectStore: ObjectStore {
     /// Why a symbolic link is no object: it could point anywhere outside the lake.
     public static let linkRefusal = "a symbolic link: the local lake holds regular files only and never follows links"
 
-    /// Opens a key's file for reading without following a symbolic link anywhere on its way:
-    /// each directory is opened beneath the previous one with `O_NOFOLLOW`, and so is the file.
-    /// A link (or anything but a regular file) is refused as an untrusted object.
-    private func openObject(_ key: String) throws(ObjectStoreError) -> Int32 {
+    /// Opens the directory that holds `key`'s file without following a symbolic link anywhere on
+    /// the way: each directory is opened beneath the previous one with `O_NOFOLLOW` (and created
+    /// with `mkdirat` when `create` and missing). Returns its descriptor (the caller closes it)
+    /// and the file's name in it. Every read, write, link, rename and unlink of the store goes
+    /// through here, so a link planted anywhere in the lake is never followed.
+    private func openParent(_ key: String, create: Bool) throws(ObjectStoreError) -> (directory: Int32, name: String) {
         let relative = String(try path(for: key).dropFirst(directory.count + 1))
+        var segments = relative.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        let name = segments.removeLast()
         var parent = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard parent >= 0 else { throw .local(key: key, reason: Self.errorText()) }
-        let segments = relative.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        for (index, segment) in segments.enumerated() {
-            let last = index == segments.count - 1
-            let next = openat(parent, segment, (last ? O_RDONLY | O_NONBLOCK : O_RDONLY | O_DIRECTORY) | O_NOFOLLOW | O_CLOEXEC)
-            let failure = errno
+        for segment in segments {
+            var next = openat(parent, segment, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if next < 0, errno == ENOENT, create {
+                if mkdirat(parent, segment, 0o755) != 0, errno != EEXIST {
+                    let reason = Self.errorText()
+                    close(parent)
+                    throw .local(key: key, reason: "cannot create a directory for it: \(reason)")
+                }
+                next = openat(parent, segment, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            }
             guard next >= 0 else {
-                var info = stat()
-                let isLink = fstatat(parent, segment, &info, AT_SYMLINK_NOFOLLOW) == 0 && (info.st_mode & S_IFMT) == S_IFLNK
+                let failure = errno
+                let isLink = Self.isLink(parent, segment)
                 close(parent)
                 if isLink { throw .invalidKey(key: key, reason: Self.linkRefusal) }
                 switch failure {
@@ -134,12 +143,47 @@ public final class LocalObjectStore: ObjectStore {
             close(parent)
             parent = next
         }
+        return (parent, name)
+    }
+
+    private static func isLink(_ directory: Int32, _ name: String) -> Bool {
         var info = stat()
-        guard fstat(parent, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            close(parent)
+        return fstatat(directory, name, &info, AT_SYMLINK_NOFOLLOW) == 0 && (info.st_mode & S_IFMT) == S_IFLNK
+    }
+
+    /// Opens a key's file for reading (see ``openParent(_:create:)``); a link, or anything but a
+    /// regular file, is refused as an untrusted object.
+    private func openObject(_ key: String) throws(ObjectStoreError) -> Int32 {
+        let (parent, name) = try openParent(key, create: false)
+        defer { close(parent) }
+        let file = openat(parent, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)
+        guard file >= 0 else {
+            let failure = errno
+            if Self.isLink(parent, name) { throw .invalidKey(key: key, reason: Self.linkRefusal) }
+            switch failure {
+            case ENOENT, ENOTDIR: throw .noSuchKey(key: key)
+            default: throw .local(key: key, reason: String(cString: strerror(failure)))
+            }
+        }
+        var info = stat()
+        guard fstat(file, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            close(file)
             throw .noSuchKey(key: key)
         }
-        return parent
+        return file
+    }
+
+    /// The staging directory, opened without following a link.
+    private func openStaging(key: String) throws(ObjectStoreError) -> Int32 {
+        let root = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard root >= 0 else { throw .local(key: key, reason: Self.errorText()) }
+        defer { close(root) }
+        let staging = openat(root, Self.temporary, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard staging >= 0 else {
+            if Self.isLink(root, Self.temporary) { throw .invalidKey(key: key, reason: Self.linkRefusal) }
+            throw .local(key: key, reason: "cannot open \(Self.temporary): \(Self.errorText())")
+        }
+        return staging
     }
 
     private static func etag(of descriptor: Int32) -> String? {
@@ -149,34 +193,55 @@ public final class LocalObjectStore: ObjectStore {
     }
 
     public func put(_ key: String, body: ObjectBody, contentType: String?) throws(ObjectStoreError) -> ObjectInfo {
-        let destination = try path(for: key)
-        try Self.makeDirectories(String(destination[..<destination.lastIndex(of: "/")!]), key: key)
-        let staged = directory + "/" + Self.temporary + "/" + Hex.encode(SecureRandom.bytes(12))
-        let output = open(staged, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        let input: Int32?
+        switch body {
+        case .bytes: input = nil
+        case .file(let path):
+            // The caller's own file (a download in the scratch directory), not a lake key.
+            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            guard descriptor >= 0 else { throw .local(key: key, reason: "cannot read \(path): \(Self.errorText())") }
+            input = descriptor
+        }
+        defer { if let input { close(input) } }
+        if case .bytes(let bytes) = body {
+            try write(key) { output throws(ObjectStoreError) in try Self.writeAll(output, bytes, count: bytes.count, key: key) }
+        } else if let input {
+            try write(key) { output throws(ObjectStoreError) in try Self.copyAll(from: input, to: output, key: key) }
+        }
+        return try head(key) ?? ObjectInfo(key: key, size: 0, etag: nil)
+    }
+
+    /// Writes a new file in the staging directory with `body`, then renames it over `key`: no
+    /// reader sees half an object, and nothing is written through a link.
+    private func write(_ key: String, _ body: (Int32) throws(ObjectStoreError) -> Void) throws(ObjectStoreError) {
+        let (parent, name) = try openParent(key, create: true)
+        defer { close(parent) }
+        let staging = try openStaging(key: key)
+        defer { close(staging) }
+        let staged = Hex.encode(SecureRandom.bytes(12))
+        let output = openat(staging, staged, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard output >= 0 else { throw .local(key: key, reason: Self.errorText()) }
         var succeeded = false
         defer {
             close(output)
-            if !succeeded { unlink(staged) }
+            if !succeeded { unlinkat(staging, staged, 0) }
         }
-        switch body {
-        case .bytes(let bytes):
-            try Self.writeAll(output, bytes, count: bytes.count, key: key)
-        case .file(let path):
-            let input = open(path, O_RDONLY | O_CLOEXEC)
-            guard input >= 0 else { throw .local(key: key, reason: "cannot read \(path): \(Self.errorText())") }
-            defer { close(input) }
-            var buffer = [UInt8](repeating: 0, count: 1 << 20)
-            while true {
-                let count = read(input, &buffer, buffer.count)
-                if count == 0 { break }
-                guard count > 0 else { throw .local(key: key, reason: Self.errorText()) }
-                try Self.writeAll(output, buffer, count: count, key: key)
-            }
-        }
-        guard fsync(output) == 0, rename(staged, destination) == 0 else { throw .local(key: key, reason: Self.errorText()) }
+        try body(output)
+        guard fsync(output) == 0, renameat(staging, staged, parent, name) == 0 else { throw .local(key: key, reason: Self.errorText()) }
         succeeded = true
-        return try head(key) ?? ObjectInfo(key: key, size: 0, etag: nil)
+    }
+
+    private static func copyAll(from input: Int32, to output: Int32, key: String) throws(ObjectStoreError) {
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let count = read(input, &buffer, buffer.count)
+            if count == 0 { return }
+            guard count > 0 else {
+                if errno == EINTR { continue }
+                throw .local(key: key, reason: errorText())
+            }
+            try writeAll(output, buffer, count: count, key: key)
+        }
     }
 
     /// Like S3's server-side copy, takes no time whatever the size: the destination becomes a
@@ -186,23 +251,37 @@ public final class LocalObjectStore: ObjectStore {
     /// its copies too; drop new files in instead.) Falls back to copying the bytes where links
     /// are not possible.
     public func copy(from source: String, to destination: String) throws(ObjectStoreError) {
-        guard try head(source) != nil else { throw .noSuchKey(key: source) }
-        let target = try path(for: destination)
-        try Self.makeDirectories(String(target[..<target.lastIndex(of: "/")!]), key: destination)
-        let staged = directory + "/" + Self.temporary + "/" + Hex.encode(SecureRandom.bytes(12))
-        if link(try path(for: source), staged) == 0 {
-            guard rename(staged, target) == 0 else {
+        let input = try openObject(source)  // a regular file reached without a link, or no such key
+        defer { close(input) }
+        let (sourceParent, sourceName) = try openParent(source, create: false)
+        defer { close(sourceParent) }
+        let (parent, name) = try openParent(destination, create: true)
+        defer { close(parent) }
+        let staging = try openStaging(key: destination)
+        defer { close(staging) }
+        let staged = Hex.encode(SecureRandom.bytes(12))
+        // `linkat` without AT_SYMLINK_FOLLOW links the entry itself, never a link's target.
+        if linkat(sourceParent, sourceName, staging, staged, 0) == 0 {
+            guard renameat(staging, staged, parent, name) == 0 else {
                 let reason = Self.errorText()
-                unlink(staged)
+                unlinkat(staging, staged, 0)
                 throw .local(key: destination, reason: reason)
             }
             return
         }
-        _ = try put(destination, body: .file(path: try path(for: source)), contentType: nil)
+        try write(destination) { output throws(ObjectStoreError) in try Self.copyAll(from: input, to: output, key: destination) }
     }
 
     public func delete(_ key: String) throws(ObjectStoreError) {
-        guard unlink(try path(for: key)) == 0 || errno == ENOENT || errno == ENOTDIR else {
+        let parent: Int32
+        let name: String
+        do {
+            (parent, name) = try openParent(key, create: false)
+        } catch .noSuchKey {
+            return  // as S3: deleting what is not there succeeds
+        }
+        defer { close(parent) }
+        guard unlinkat(parent, name, 0) == 0 || errno == ENOENT else {
             throw .local(key: key, reason: Self.errorText())
         }
     }
@@ -256,7 +335,7 @@ public final class LocalObjectStore: ObjectStore {
     private static func writeAll(_ descriptor: Int32, _ bytes: [UInt8], count: Int, key: String) throws(ObjectStoreError) {
         var offset = 0
         while offset < count {
-            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, count - offset) }
+            let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, count - offset) }
             if written < 0 {
                 if errno == EINTR { continue }
                 throw .local(key: key, reason: errorText())

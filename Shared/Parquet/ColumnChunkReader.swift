@@ -26,6 +26,12 @@ public final class ColumnChunkReader {
         self.context = context
     }
 
+    /// What the chunk's dictionary holds in memory (0 without one); it lives as long as the reader.
+    public var dictionaryBytesHeld: Int {
+        guard let dictionary else { return 0 }
+        return ColumnPage(rowCount: 0, validity: nil, values: dictionary).bytesHeld
+    }
+
     /// The next data page, or `nil` once the row group's rows are all read.
     public func nextPage() throws(ParquetError) -> ColumnPage? {
         while rowsLeft > 0 {
@@ -73,6 +79,9 @@ public final class ColumnChunkReader {
         }
         guard header.numValues <= limits.maximumDictionaryEntries else {
             throw .limitExceeded("a dictionary of \(header.numValues) entries, more than the limit of \(limits.maximumDictionaryEntries)")
+        }
+        guard header.uncompressedSize <= limits.maximumDictionaryBytes else {
+            throw .limitExceeded("a dictionary page of \(header.uncompressedSize) bytes, more than the limit of \(limits.maximumDictionaryBytes)")
         }
         let payload = try decompress(body, size: header.uncompressedSize)
         dictionary = try payload.withBytes { buffer throws(ParquetError) -> ColumnStorage in

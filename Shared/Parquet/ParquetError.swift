@@ -61,6 +61,12 @@ public struct ParquetLimits: Sendable, Equatable {
     /// bomb (time, not memory), refused before any page is read.
     public var maximumRowsPerFileByte: Int64 = 2
     public var rowAllowance: Int64 = 1 << 20
+    /// Cells (rows × columns) a file may declare per byte beyond a first `cellAllowance`: every
+    /// cell costs the reader time even when all columns share one all-null page.
+    public var maximumCellsPerFileByte: Int64 = 32
+    public var cellAllowance: Int64 = 1 << 24
+    /// One dictionary page, uncompressed (a dictionary is held for its whole row group).
+    public var maximumDictionaryBytes = 16 * 1024 * 1024
     /// Bytes the current pages of all columns may hold together (one page per column is decoded
     /// at a time; a file of many columns with large pages is refused rather than exhausting memory).
     public var maximumBytesInFlight = 96 * 1024 * 1024

@@ -113,6 +113,27 @@ public final class ParquetFile {
             throw .limitExceeded("\(total) rows declared in a file of \(size) bytes, more than the limit of \(rowLimit) "
                 + "(\(limits.maximumRowsPerFileByte) rows per byte beyond the first \(limits.rowAllowance))")
         }
+        let (cells, cellsOverflow) = total.multipliedReportingOverflow(by: Int64(max(1, columns.count)))
+        let (cellsPerByte, perByteOverflow) = size.multipliedReportingOverflow(by: limits.maximumCellsPerFileByte)
+        let cellLimit = max(limits.cellAllowance, perByteOverflow ? .max : cellsPerByte)
+        guard !cellsOverflow, cells <= cellLimit else {
+            throw .limitExceeded("\(total) rows × \(columns.count) columns declared in a file of \(size) bytes, more than the limit of "
+                + "\(cellLimit) cells (\(limits.maximumCellsPerFileByte) per byte beyond the first \(limits.cellAllowance))")
+        }
+        // Each row group's chunks are read into memory whole: together they may not claim more
+        // than the data area holds (chunks of a well-formed file never share bytes).
+        let dataArea = footerStart - 4
+        for (index, group) in metadata.rowGroups.enumerated() {
+            var claimed: Int64 = 0
+            for chunk in group.columns {
+                let size = max(0, chunk.metaData?.totalCompressedSize ?? 0)
+                let (sum, overflow) = claimed.addingReportingOverflow(size)
+                guard !overflow, sum <= dataArea else {
+                    throw .malformed("row group \(index): its column chunks claim more bytes than the file's data area of \(dataArea) (chunks that overlap)")
+                }
+                claimed = sum
+            }
+        }
         rowCount = metadata.numRows
         rowGroups = metadata.rowGroups
         createdBy = metadata.createdBy

@@ -23,9 +23,23 @@ public struct DatabaseSettings: Sendable {
     public let overrides: [String: String]
 
     /// Hosts that are this machine: TLS is the operator's choice there (tests, a local proxy).
+    /// Only literal loopback addresses count (127.0.0.0/8, ::1), `localhost`, and sockets: a name
+    /// such as `127.attacker.example` is a name like any other.
     static func isLocal(_ host: String) -> Bool {
-        host.isEmpty || host.hasPrefix("/") || host.hasPrefix("@") || host == "localhost" || host == "::1" || host == "[::1]"
-            || host.hasPrefix("127.")
+        if host.isEmpty || host.hasPrefix("/") || host.hasPrefix("@") || host == "localhost" || host == "::1" || host == "[::1]" {
+            return true
+        }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127"
+            && octets.allSatisfy { $0.count <= 3 && !$0.isEmpty && $0.allSatisfy(\.isASCII) && UInt8($0) != nil }
+    }
+
+    /// Whether the URL parsed as it was meant: a user name or password with an unescaped `@` or
+    /// `/` makes libpq read part of it as the host or port, which would then appear in messages.
+    static func parsedCleanly(_ url: String, _ options: PostgresConnectionOptions) -> Bool {
+        let hosts = (options["host"] ?? "").split(separator: ",")
+        let ports = (options["port"] ?? "").split(separator: ",")
+        return !hosts.contains { $0.contains("@") } && ports.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) && $0.allSatisfy(\.isASCII) }
     }
 
     /// - Parameters:
@@ -44,6 +58,9 @@ public struct DatabaseSettings: Sendable {
             options = try PostgresConnectionOptions(parsing: url)
         } catch {
             throw .invalid(name: "DATABASE_URL", reason: "not a valid libpq connection URI or key=value string")
+        }
+        guard Self.parsedCleanly(url, options) else {
+            throw .invalid(name: "DATABASE_URL", reason: "it does not parse cleanly: percent-encode @, /, :, ? and # in the user name and password")
         }
         func value(_ keyword: String, _ variable: String) -> String? {
             options[keyword] ?? libpqVariables[variable].flatMap { $0.isEmpty ? nil : $0 }
@@ -73,8 +90,9 @@ public struct DatabaseSettings: Sendable {
         guard names.allSatisfy({ !$0.isEmpty && !$0.hasPrefix("/") }) else {
             throw .invalid(name: "DATABASE_URL", reason: "host must name the server for sslmode=verify-full to check its certificate against")
         }
-        // The mode is pinned too, so that nothing else can lower it.
-        var pinned = ["sslmode": "verify-full"]
+        // The mode is pinned too, so that nothing else can lower it, and GSS encryption (which
+        // would replace TLS) is off.
+        var pinned = ["sslmode": "verify-full", "gssencmode": "disable"]
         if let given = rootCertificates {
             pinned["sslrootcert"] = try Self.file(forRootCertificates: given, scratchDirectory: scratchDirectory)
         } else if value("sslrootcert", "PGSSLROOTCERT") != nil {

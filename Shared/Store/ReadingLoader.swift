@@ -144,9 +144,15 @@ public final class ReadingLoader {
     /// (a file of countless devices costs lookups, not memory).
     static let maximumCachedMeters = 100_000
 
+    /// Compared by bytes, as PostgreSQL compares the ids (``ByteString``).
     private struct MeterKey: Hashable {
-        var site: String
-        var device: String
+        var site: ByteString
+        var device: ByteString
+
+        init(site: String, device: String) {
+            self.site = ByteString(site)
+            self.device = ByteString(device)
+        }
     }
 
     private struct Declined: Error {}
@@ -174,8 +180,8 @@ public final class ReadingLoader {
         if !missing.isEmpty {
             let organization = String(state.file.organizationID)
             let source = String(state.file.source.id)
-            let sites = PostgresArray.text(missing.map(\.site))
-            let devices = PostgresArray.text(missing.map(\.device))
+            let sites = PostgresArray.text(missing.map(\.site.text))
+            let devices = PostgresArray.text(missing.map(\.device.text))
             let inserted = try connection.query("""
                 INSERT INTO meter (organization_id, data_source_id, external_site_id, external_device_id)
                 SELECT $1, $2, site, device FROM unnest($3::text[], $4::text[]) AS wanted (site, device)

@@ -146,6 +146,8 @@ public final class Validator: LambdaHandler {
         // A control character cannot be recorded faithfully (PostgreSQL text holds no NUL, and a
         // cut key could overwrite another file's row): such a key is left untouched in raw/.
         if let problem = LakeKey.controlCharacter(in: key) { return .skip(skipped(key, "untrusted key: \(problem)")) }
+        // Nor can a key whose quarantine copy would be longer than S3 allows: it could never leave raw/.
+        if key.utf8.count > LakeKey.maximumBytes { return .skip(skipped(key, "untrusted key: \(LakeKey.Problem.tooLong)")) }
         return .admit(key)
     }
 

@@ -65,9 +65,11 @@ import Testing
         #expect(throws: problem) { try LakeKey(key) }
     }
 
-    @Test func boundsTheLengthAtExactly1024Bytes() throws {
+    @Test func boundsTheLengthSoThatEveryDestinationFitsS3() throws {
         let prefix = "raw/manual/42/2026-03-01/"
-        let longest = prefix + String(repeating: "a", count: 1024 - prefix.utf8.count)
+        let longest = prefix + String(repeating: "a", count: LakeKey.maximumBytes - prefix.utf8.count)
+        #expect(LakeKey.maximumBytes == 994)
+        #expect((LakeKey.destination(.quarantine, day: "2026-12-04", rawKey: longest) + ".report.json").utf8.count == 1024)
         #expect(try LakeKey(longest).key == longest)
         #expect(throws: LakeKey.Problem.tooLong) { try LakeKey(longest + "a") }
     }

@@ -196,7 +196,7 @@ import Testing
         builder.editColumn = { $0.setting(9, .i64(1_000_000_000)) }
         expectFailure(builder.build(), .malformed, "outside the data area")
         builder.editColumn = { $0.setting(7, .i64(1 << 40)) }
-        expectFailure(builder.build(), .malformed, "outside the data area")
+        expectFailure(builder.build(), .malformed, "claim more bytes than the file's data area")
     }
 
     @Test func pageMustLieInItsChunk() {
@@ -384,6 +384,8 @@ import Testing
         // 2. Past that (a generous allowance), the row group is over the cap.
         var generous = ParquetLimits()
         generous.rowAllowance = 1 << 40
+        expectFailure(file, .limitExceeded, "1073741824 rows × 1 columns declared in a file of", limits: generous)
+        generous.cellAllowance = 1 << 40
         expectFailure(file, .limitExceeded, "1073741824 rows in one row group, more than the limit of 16777216", limits: generous)
         // 3. Past that too, the page is: no level, flag or value array of 2^30 is ever made.
         generous.maximumRowGroupRows = 1 << 40
@@ -393,6 +395,25 @@ import Testing
         let cells = try GuardTests.readAll(largest, limits: generous)
         #expect(cells.count == 1 << 20 && cells.allSatisfy { $0 == .null })
         expectFailure(bomb(rows: (1 << 20) + 1, pageValues: (1 << 20) + 1), .limitExceeded, "a page of 1048577 values", limits: generous)
+    }
+
+    /// A dictionary lives as long as its row group, in every column at once: its page is capped,
+    /// and the record source counts it in the columns' shared budget.
+    @Test func aDictionaryPageIsCappedBeforeItIsDecompressed() {
+        var builder = ParquetBuilder()
+        builder.repetition = 0
+        let entries = [Int32(5), -7].flatMap { ParquetBuilder.uint32LE(Int(UInt32(bitPattern: $0))) }
+        let data: [UInt8] = [1] + ParquetBuilder.rle([1, 1, 0], width: 1)
+        builder.pages = [
+            (ParquetBuilder.dictionaryPageHeader(values: 2, size: entries.count), entries),
+            (ParquetBuilder.dataPageHeader(values: 3, encoding: 8, size: data.count), data),
+        ]
+        builder.rows = 3
+        var limits = ParquetLimits()
+        limits.maximumDictionaryBytes = 7
+        expectFailure(builder.build(), .limitExceeded, "a dictionary page of 8 bytes, more than the limit of 7", limits: limits)
+        limits.maximumDictionaryBytes = 8
+        #expect(throws: Never.self) { try GuardTests.readAll(builder.build(), limits: limits) }
     }
 
     @Test func theRowsPerByteBoundScalesWithTheFile() {

@@ -21,6 +21,8 @@ public final class ParquetRecordSource: RecordSource {
         let conversion: Conversion
         var reader: ColumnChunkReader?
         var page: ColumnPage?
+        /// What the reader's dictionary holds, as last counted in ``bytesInFlight``.
+        var dictionaryBytes = 0
         var rowInPage = 0
         var valueInPage = 0
     }
@@ -109,6 +111,7 @@ public final class ParquetRecordSource: RecordSource {
                     throw .parquet(error)
                 }
                 columns[index].page = nil
+                columns[index].dictionaryBytes = 0
             }
             bytesInFlight = 0
         }
@@ -133,8 +136,11 @@ public final class ParquetRecordSource: RecordSource {
             let page: ColumnPage?
             do { page = try column.reader?.nextPage() } catch { throw .parquet(error) }
             guard let page else { throw .parquet(.malformed("column \"\(column.name)\" ends before row \(row)")) }
-            // One page per column is held at a time; together they must fit the budget.
-            bytesInFlight += page.bytesHeld - (column.page?.bytesHeld ?? 0)
+            // One page per column is held at a time, and each column's dictionary for the row
+            // group: together they must fit the budget.
+            let dictionary = column.reader?.dictionaryBytesHeld ?? 0
+            bytesInFlight += page.bytesHeld - (column.page?.bytesHeld ?? 0) + dictionary - column.dictionaryBytes
+            column.dictionaryBytes = dictionary
             guard bytesInFlight <= limits.parquet.maximumBytesInFlight else {
                 throw .parquet(.limitExceeded(
                     "row \(row): the current pages of all columns hold \(bytesInFlight) bytes, more than the limit of "

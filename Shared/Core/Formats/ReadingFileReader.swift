@@ -187,7 +187,9 @@ public final class ReadingFileReader {
     /// A `.json` file whose first line is a whole object followed by more lines is NDJSON.
     static func looksLikeNDJSON(_ head: [UInt8]) -> Bool {
         guard let newline = head.firstIndex(of: 0x0A) else { return false }
-        var parser = JSONParser(bytes: head, range: 0..<newline)
+        let start = head.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
+        guard start <= newline else { return false }
+        var parser = JSONParser(bytes: head, range: start..<newline)
         guard parser.peek() == UInt8(ascii: "{"), (try? parser.parseValue(depth: 0)) != nil, parser.peek() == nil else {
             return false
         }

@@ -124,11 +124,19 @@ public final class NDJSONRecordSource: RecordSource {
         self.source = source
         self.limits = limits
         self.buffer = prefix
-        if prefix.starts(with: [0xEF, 0xBB, 0xBF]) { position = 3 }
     }
 
+    /// Whether the leading byte-order mark (if any) was dealt with.
+    private var startChecked = false
+
     public func next() throws(FileFormatError) -> RawRecord? {
-        while let (start, end) = try nextLine() {
+        while let (first, end) = try nextLine() {
+            var start = first
+            if !startChecked {
+                // A UTF-8 byte-order mark before the first line is not part of the JSON.
+                startChecked = true
+                if end - start >= 3, buffer[start] == 0xEF, buffer[start + 1] == 0xBB, buffer[start + 2] == 0xBF { start += 3 }
+            }
             var parser = JSONParser(bytes: buffer, range: start..<end, maximumDepth: limits.maximumNestingDepth)
             parser.keyCache = keyCache
             guard parser.peek() != nil else { continue }
@@ -273,7 +281,12 @@ public final class JSONDocumentRecordSource: RecordSource {
                         } while try separator(close: UInt8(ascii: "]"))
                     }
                 } else {
-                    envelope.append(JSONMember(key, try parser.parseValue(depth: 1)))
+                    // The envelope's other members are small metadata: capped like a reading.
+                    _ = parser.peek()
+                    let line = lineNumber(at: parser.position)
+                    envelope.append(JSONMember(key, try capped(line: line) { (part: inout JSONParser) throws(JSONSyntaxError) in
+                        try part.parseValue(depth: 1)
+                    }))
                 }
             } while try separator(close: UInt8(ascii: "}"))
         } else {

@@ -376,9 +376,10 @@ public struct DuplicateTracker: Sendable {
     }
 
     private let slotSeconds: Int64
+    /// Compared by bytes, as the database compares ids (``ByteString``).
     private struct Device: Hashable {
-        var site: String
-        var device: String
+        var site: ByteString
+        var device: ByteString
     }
     private var pages: [Device: [Int64: [UInt64]]] = [:]
     private var pageCount = 0
@@ -400,7 +401,7 @@ public struct DuplicateTracker: Sendable {
         let slot = Timestamp.floorDivide(timestamp, slotSeconds).0
         let page = Timestamp.floorDivide(slot, Self.pageSlots).0
         let bit = Int(slot - page * Self.pageSlots)
-        let key = Device(site: site, device: device)
+        let key = Device(site: ByteString(site), device: ByteString(device))
         if pages[key]?[page] == nil {
             guard pageCount < maximumPages else {
                 isFull = true

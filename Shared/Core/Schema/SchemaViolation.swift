@@ -1,7 +1,7 @@
 import Parquet
 
 /// One rule a row broke, with where and what: the file's line, the data row, the column and the
-/// offending value (cut to 100 characters).
+/// offending value (each of these two cut to 100 characters).
 public struct SchemaViolation: Equatable, Sendable, CustomStringConvertible {
     /// Stable codes: reports, dashboards and tests match on them.
     public enum Code: String, Sendable, CaseIterable {
@@ -40,9 +40,17 @@ public struct SchemaViolation: Equatable, Sendable, CustomStringConvertible {
         self.code = code
         self.line = line
         self.row = row
-        self.column = column
-        self.value = value.count > 100 ? String(value.prefix(100)) + "…" : value
+        // A column's name comes from the file too (a header, a JSON key): cut like the value.
+        self.column = Self.cut(column)
+        self.value = Self.cut(value)
         self.message = message
+    }
+
+    /// At most 100 characters, with `…` when cut (checked on UTF-8 first: a long text is not
+    /// counted character by character).
+    static func cut(_ text: String) -> String {
+        guard text.utf8.count > 100, text.count > 100 else { return text }
+        return String(text.prefix(100)) + "…"
     }
 
     public var description: String {

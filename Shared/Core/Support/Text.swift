@@ -66,3 +66,19 @@ public enum Text {
         return Double(text)
     }
 }
+
+/// A string compared and hashed by its UTF-8 bytes, as PostgreSQL compares text. Swift's own
+/// `String` equality treats canonically equivalent texts as equal (`é` as one scalar or as `e`
+/// and a combining accent), which would merge two ids the database keeps apart.
+public struct ByteString: Hashable, Sendable {
+    public let text: String
+
+    public init(_ text: String) { self.text = text }
+
+    public static func == (a: ByteString, b: ByteString) -> Bool { a.text.utf8.elementsEqual(b.text.utf8) }
+
+    public func hash(into hasher: inout Hasher) {
+        var text = text
+        text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
+}

@@ -78,4 +78,28 @@ import TestSupport
         #expect(result.violations.allSatisfy { $0.message == "other_metrics may hold at most 50 values and 1000 bytes in one row" })
         #expect(result.readings.count == 1 && result.readings[0].otherMetrics.count == 1)
     }
+
+    @Test func aNameFromTheFileIsCutInAViolationLikeItsValue() throws {
+        let name = String(repeating: "a", count: 100_000)
+        let line = #"{"external_site_id":"s","external_device_id":"d","timestamp":"2026-03-01T00:00:00Z","reading_interval_seconds":900,"other_metrics":{""#
+            + name + #"":1e9999999999}}"#
+        let result = try read(Array((line + "\n").utf8), name: "n.ndjson")
+        #expect(result.violations.count == 1)
+        #expect(result.violations[0].column == String(repeating: "a", count: 100) + "…")
+    }
+
+    @Test func anEnvelopesOtherMembersAreCappedLikeAReading() {
+        var limits = ValidationLimits()
+        limits.maximumRecordBytes = 1024
+        let envelope = #"{"readings":[],"x":["# + Array(repeating: "0", count: 2000).joined(separator: ",") + "]}"
+        #expect(throws: FileFormatError.recordTooLong(line: 1, limit: 1024)) { _ = try read(Array(envelope.utf8), name: "e.json", limits: limits) }
+    }
+
+    @Test(arguments: ["b.ndjson", "b.json"])
+    func aByteOrderMarkBeforeNDJSONIsNotPartOfIt(name: String) throws {
+        let line = #"{"external_site_id":"s","external_device_id":"d","timestamp":"2026-03-01T00:00:00Z","reading_interval_seconds":900}"#
+        let second = line.replacingOccurrences(of: "00:00:00Z", with: "00:15:00Z")
+        let result = try read([0xEF, 0xBB, 0xBF] + Array((line + "\n" + second + "\n").utf8), name: name)
+        #expect(result.readings.count == 2 && result.violations.isEmpty)
+    }
 }

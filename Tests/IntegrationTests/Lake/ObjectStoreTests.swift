@@ -146,13 +146,48 @@ func exerciseStore(_ store: any ObjectStore) throws {
                 try store.get(key, to: copy)
             }
             #expect(try store.head(key) == nil)
-            #expect(throws: ObjectStoreError.noSuchKey(key: key)) { try store.copy(from: key, to: "quarantine/x/" + key) }
+            #expect(throws: ObjectStoreError.invalidKey(key: key, reason: LocalObjectStore.linkRefusal)) {
+                try store.copy(from: key, to: "quarantine/x/" + key)
+            }
         }
         #expect(try contents(copy).isEmpty, "nothing of the secret was read")
         #expect(try store.list(prefix: "raw/").map(\.key) == ["raw/manual/42/2026-03-01/real.csv"])
         // The real file still reads.
         _ = try store.get("raw/manual/42/2026-03-01/real.csv", to: copy)
         #expect(try contents(copy) == Array("a,b\n".utf8))
+    }
+
+    /// Writes, copies and deletes never go through a link either: a directory of the lake
+    /// replaced by a link to the outside makes them fail, and nothing outside changes.
+    @Test func neverWritesOrDeletesThroughASymbolicLink() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("links-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let store = try LocalObjectStore(directory: base + "/lake")
+        let outside = base + "/outside"
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        try "keep me\n".write(toFile: outside + "/precious", atomically: true, encoding: .utf8)
+        _ = try store.put("raw/manual/42/2026-03-01/a.csv", body: .bytes(Array("a\n".utf8)), contentType: nil)
+        // quarantine/2026-12-04/manual -> outside
+        try FileManager.default.createDirectory(atPath: base + "/lake/quarantine/2026-12-04", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: base + "/lake/quarantine/2026-12-04/manual", withDestinationPath: outside)
+        let refusal = ObjectStoreError.invalidKey(key: "quarantine/2026-12-04/manual/authorized_keys", reason: LocalObjectStore.linkRefusal)
+        #expect(throws: refusal) { _ = try store.put("quarantine/2026-12-04/manual/authorized_keys", body: .bytes([1]), contentType: nil) }
+        #expect(throws: ObjectStoreError.invalidKey(key: "quarantine/2026-12-04/manual/a.csv", reason: LocalObjectStore.linkRefusal)) {
+            try store.copy(from: "raw/manual/42/2026-03-01/a.csv", to: "quarantine/2026-12-04/manual/a.csv")
+        }
+        #expect(throws: ObjectStoreError.invalidKey(key: "quarantine/2026-12-04/manual/precious", reason: LocalObjectStore.linkRefusal)) {
+            try store.delete("quarantine/2026-12-04/manual/precious")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside) == ["precious"])
+        #expect(try String(contentsOfFile: outside + "/precious", encoding: .utf8) == "keep me\n")
+        // The staging directory replaced by a link: every write refuses.
+        try FileManager.default.removeItem(atPath: base + "/lake/%tmp")
+        try FileManager.default.createSymbolicLink(atPath: base + "/lake/%tmp", withDestinationPath: outside)
+        #expect(throws: ObjectStoreError.invalidKey(key: "validated/x.csv", reason: LocalObjectStore.linkRefusal)) {
+            _ = try store.put("validated/x.csv", body: .bytes([1]), contentType: nil)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside) == ["precious"])
+        #expect(try store.head("raw/manual/42/2026-03-01/a.csv") != nil, "the source is untouched")
     }
 
     @Test func theEnvironmentChoosesTheStore() throws {

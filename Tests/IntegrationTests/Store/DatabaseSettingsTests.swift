@@ -60,6 +60,25 @@ import TestSupport
         }
     }
 
+    @Test func onlyLiteralLoopbackAddressesAreLocal() {
+        for host in ["127.attacker.example", "127.0.0.1.nip.io", "127.0.0", "127.0.0.1x", "1127.0.0.1", "localhost.example"] {
+            #expect(throws: ConfigurationError.self, "\(host)") { try DatabaseSettings(url: "host=\(host) user=app password=pw sslmode=disable") }
+        }
+        #expect(throws: Never.self) { try DatabaseSettings(url: "host=127.1.2.3 user=app sslmode=disable") }
+    }
+
+    /// A password with an unescaped `@` or `/` is read by libpq partly as the host or port, which
+    /// messages would then show: such a URL is refused with a fixed message.
+    @Test(arguments: ["postgresql://app:s3cr@t-Passw0rd@db.example.invalid/m?sslmode=verify-full",
+                      "postgresql://app:Se/cret@db.example.invalid/m?sslmode=verify-full",
+                      "postgresql://app:pw@127.0.0.1:54x/m"])
+    func aURLThatDoesNotParseCleanlyIsRefusedWithoutItsParts(url: String) {
+        let error = #expect(throws: ConfigurationError.self) { try DatabaseSettings(url: url) }
+        let text = error?.description ?? ""
+        #expect(text.contains("percent-encode"), "\(text)")
+        #expect(!text.contains("Passw0rd") && !text.contains("Se") && !text.contains("54x"), "\(text)")
+    }
+
     @Test func loopbackAndSocketsKeepTheOperatorsChoice() throws {
         for url in ["postgresql://postgres@127.0.0.1:5432/postgres", "postgresql://postgres@localhost/postgres",
                     "postgresql://postgres@[::1]:5432/postgres?sslmode=disable", "host=/var/run/postgresql dbname=x",
@@ -77,13 +96,13 @@ import TestSupport
         let fromText = try DatabaseSettings(url: url, rootCertificates: certificates.authority, scratchDirectory: scratch)
         let written = try #require(fromText.overrides["sslrootcert"])
         #expect(try String(contentsOfFile: written, encoding: .utf8) == certificates.authority)
-        #expect(try DatabaseSettings(url: url, rootCertificates: written).overrides == ["sslmode": "verify-full", "sslrootcert": written])
+        #expect(try DatabaseSettings(url: url, rootCertificates: written).overrides == ["sslmode": "verify-full", "gssencmode": "disable", "sslrootcert": written])
         #expect(throws: ConfigurationError.invalid(name: "METERLAKE_DATABASE_CA", reason: "neither PEM text nor a readable file")) {
             try DatabaseSettings(url: url, rootCertificates: "/nonexistent/ca.pem")
         }
-        #expect(try DatabaseSettings(url: url, defaultCAFile: written).overrides == ["sslmode": "verify-full", "sslrootcert": written])
+        #expect(try DatabaseSettings(url: url, defaultCAFile: written).overrides == ["sslmode": "verify-full", "gssencmode": "disable", "sslrootcert": written])
         // The URL's own sslrootcert is kept when the variable does not override it.
-        #expect(try DatabaseSettings(url: url + "&sslrootcert=/etc/custom.pem", defaultCAFile: written).overrides == ["sslmode": "verify-full"])
+        #expect(try DatabaseSettings(url: url + "&sslrootcert=/etc/custom.pem", defaultCAFile: written).overrides == ["sslmode": "verify-full", "gssencmode": "disable"])
         // PEM text goes to a new owner-only file each time; a file planted at a guessed name is never used.
         let again = try #require(try DatabaseSettings(url: url, rootCertificates: certificates.authority, scratchDirectory: scratch)
             .overrides["sslrootcert"])

@@ -270,4 +270,19 @@ final class InProcessValidator {
         }
         #expect(outcomes[0] == outcomes[1])
     }
+
+    /// `é` as one scalar and as `e` + combining accent are two ids to PostgreSQL: two meters, two
+    /// readings, no duplicate (Swift's string equality would have merged them).
+    @Test func idsThatDifferOnlyInUnicodeNormalisationStayApart() throws {
+        let validator = try InProcessValidator()
+        let csv = "external_site_id,external_device_id,timestamp,reading_interval_seconds,energy_wh\n"
+            + "site-\u{E9},inv,2026-03-01T00:00:00Z,900,1\n" + "site-e\u{301},inv,2026-03-01T00:00:00Z,900,2\n"
+        let key = try validator.land("nfc.csv", Array(csv.utf8))
+        let files = try validator.run([key])
+        #expect(files.map(\.status) == [.validated])
+        #expect(files[0].rowsLoaded == 2 && files[0].rowsRejected == 0)
+        let meters = try validator.database.connect().query(
+            "SELECT encode(convert_to(m.external_site_id, 'UTF8'), 'hex') AS site, r.energy_wh::text AS e FROM meter_reading r JOIN meter m ON m.id = r.meter_id ORDER BY e")
+        #expect(meters.rows == [["736974652dc3a9", "1"], ["736974652d65cc81", "2"]])
+    }
 }
