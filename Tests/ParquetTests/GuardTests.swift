@@ -377,6 +377,10 @@ import Testing
             builder.rows = rows
             return builder.build()
         }
+        // First with a small cap, so that a missing guard fails here by assertion, not by allocation.
+        var small = ParquetLimits()
+        small.maximumPageValues = 1000
+        expectFailure(bomb(rows: 1001, pageValues: 1001), .limitExceeded, "a page of 1001 values, more than the limit of 1000", limits: small)
         let file = bomb(rows: 1 << 30, pageValues: 1 << 30)
         #expect(file.count < 512)
         // 1. The file declares far more rows than its bytes can carry.

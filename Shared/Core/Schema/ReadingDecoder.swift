@@ -376,13 +376,14 @@ public struct DuplicateTracker: Sendable {
     }
 
     private let slotSeconds: Int64
-    /// Compared by bytes, as the database compares ids (``ByteString``).
-    private struct Device: Hashable {
+    /// One device's page: the site and device compared by bytes, as the database compares ids
+    /// (``ByteString``), and the page's index. One flat table, so a reading costs one lookup.
+    private struct PageKey: Hashable {
         var site: ByteString
         var device: ByteString
+        var page: Int64
     }
-    private var pages: [Device: [Int64: [UInt64]]] = [:]
-    private var pageCount = 0
+    private var pages: [PageKey: [UInt64]] = [:]
     private let maximumPages: Int
     private static let pageSlots: Int64 = 4096
     /// Bytes of one page's bitmap.
@@ -401,17 +402,20 @@ public struct DuplicateTracker: Sendable {
         let slot = Timestamp.floorDivide(timestamp, slotSeconds).0
         let page = Timestamp.floorDivide(slot, Self.pageSlots).0
         let bit = Int(slot - page * Self.pageSlots)
-        let key = Device(site: ByteString(site), device: ByteString(device))
-        if pages[key]?[page] == nil {
-            guard pageCount < maximumPages else {
+        let key = PageKey(site: ByteString(site), device: ByteString(device), page: page)
+        let mask: UInt64 = 1 << UInt64(bit % 64)
+        guard let index = pages.index(forKey: key) else {
+            guard pages.count < maximumPages else {
                 isFull = true
                 return .unknown
             }
-            pageCount += 1
+            var words = [UInt64](repeating: 0, count: Int(Self.pageSlots / 64))
+            words[bit / 64] = mask
+            pages[key] = words
+            return .new
         }
         var seen = Seen.new
-        pages[key, default: [:]][page, default: [UInt64](repeating: 0, count: Int(Self.pageSlots / 64))].withUnsafeMutableBufferPointer { words in
-            let mask: UInt64 = 1 << UInt64(bit % 64)
+        pages.values[index].withUnsafeMutableBufferPointer { words in
             if words[bit / 64] & mask != 0 { seen = .duplicate }
             words[bit / 64] |= mask
         }

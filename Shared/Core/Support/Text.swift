@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Text helpers for hot paths.
 public enum Text {
     /// A `String` from UTF-8 bytes, or `nil` if they are not valid UTF-8. ASCII, the common case,
@@ -75,7 +79,12 @@ public struct ByteString: Hashable, Sendable {
 
     public init(_ text: String) { self.text = text }
 
-    public static func == (a: ByteString, b: ByteString) -> Bool { a.text.utf8.elementsEqual(b.text.utf8) }
+    public static func == (a: ByteString, b: ByteString) -> Bool {
+        var (x, y) = (a.text, b.text)
+        return x.withUTF8 { p in
+            y.withUTF8 { q in p.count == q.count && (p.isEmpty || memcmp(p.baseAddress!, q.baseAddress!, p.count) == 0) }
+        }
+    }
 
     public func hash(into hasher: inout Hasher) {
         var text = text

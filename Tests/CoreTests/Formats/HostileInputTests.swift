@@ -11,7 +11,7 @@ import TestSupport
     /// One NDJSON line of 60,000 distinct keys, then a repeat: a quadratic key check takes
     /// minutes here; a linear one a fraction of a second. (A guard against the complexity class,
     /// with a margin of two orders of magnitude, not a performance measure.)
-    @Test func duplicateKeysAreFoundInLinearTimeInAHugeRecord() throws {
+    @Test(.timeLimit(.minutes(1))) func duplicateKeysAreFoundInLinearTimeInAHugeRecord() throws {
         var line = #"{"external_site_id":"s","external_device_id":"d","timestamp":"2026-03-01T00:00:00Z","reading_interval_seconds":900"#
         for index in 0..<60_000 { line += #","k\#(index)":1"# }
         var limits = ValidationLimits()

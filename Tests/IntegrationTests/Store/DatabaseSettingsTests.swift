@@ -139,6 +139,17 @@ import TestSupport
         #expect(mismatch?.description.contains("other.meterlake.test") == true, "\(mismatch!)")
     }
 
+    /// libpq's messages can quote what equals the password (here the user name, refused by the
+    /// server): no error carries it.
+    @Test func theServersMessageNeverCarriesThePassword() throws {
+        let base = try #require(ProcessInfo.processInfo.environment["DATABASE_URL"])
+        let address = try #require(base.split(separator: "@").last)
+        let error = #expect(throws: PostgresError.self) { try PostgresConnection(url: "postgresql://pwtoken7:pwtoken7@\(address)") }
+        let text = error?.description ?? ""
+        #expect(text.contains("[password]"), "\(text)")
+        #expect(!text.contains("pwtoken7"), "\(text)")
+    }
+
     @Test func noNULByteIsEverHandedToLibpq() throws {
         let database = try TestDatabase()
         let connection = try database.connect()

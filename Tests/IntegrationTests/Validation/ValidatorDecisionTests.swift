@@ -72,6 +72,7 @@ final class InProcessValidator {
         let atThreshold = try validator.land("five.csv", csvRows(100, bad: Set(0..<5)))
         let above = try validator.land("six.csv", csvRows(100, bad: Set(10..<16)))
         let files = try validator.run([atThreshold, above])
+        try #require(!files.isEmpty)
         #expect(files.map(\.status) == [.validated, .quarantined])
         #expect(files[0].rowsLoaded == 95 && files[0].rowsRejected == 5)
         #expect(files[1].reason == "6 of 100 rows rejected (6.0%), above the 5.0% threshold: nothing loaded")
@@ -88,6 +89,7 @@ final class InProcessValidator {
         let validator = try InProcessValidator()
         let key = try validator.land("../../../7/2026-03-01/x.csv", csvRows(3))
         let files = try validator.run([key])
+        try #require(!files.isEmpty)
         #expect(files.map(\.status) == [.quarantined])
         #expect(files[0].reason == "untrusted key: the key has an empty, . or .. segment")
         #expect(files[0].destination == "quarantine/\(validator.day)/" + key.dropFirst(4))
@@ -104,6 +106,7 @@ final class InProcessValidator {
         let short = try validator.land("k", csvRows(2))
         let hostile = try validator.land("k\u{0}zzz.csv", csvRows(3))
         let files = try validator.run([hostile, short])
+        try #require(!files.isEmpty)
         #expect(files.map(\.status) == [.skipped, .validated])
         #expect(files[0].reason == "untrusted key: the key contains the control character U+0000 at byte 26")
         #expect(try validator.store.head(hostile) != nil, "left in raw/")
@@ -129,6 +132,7 @@ final class InProcessValidator {
         // Organisation 9 does not exist: the meter's foreign key refuses it, which no retry can change.
         let key = try validator.land("unknown-org.csv", csvRows(4), organization: 9)
         let files = try validator.run([key])
+        try #require(!files.isEmpty)
         #expect(files.map(\.status) == [.quarantined])
         #expect(files[0].reason?.hasPrefix("the database refused the file: PostgreSQL") == true, "\(files[0].reason ?? "")")
         #expect(try validator.store.head(key) == nil)
@@ -152,8 +156,10 @@ final class InProcessValidator {
 
     @Test func aReportKeepsTheFirstThousandViolationsAndCountsTheRest() throws {
         let validator = try InProcessValidator()
+        validator.configuration.batchRows = 400  // the violations come in four batches
         let key = try validator.land("all-bad.csv", csvRows(1500, bad: Set(0..<1500)))
         let files = try validator.run([key])
+        try #require(!files.isEmpty)
         #expect(files.map(\.status) == [.quarantined])
         let report = try validator.report(files[0].destination! + ".report.json")
         #expect(report["violations_total"] as? Int == 1500)
@@ -176,6 +182,7 @@ final class InProcessValidator {
         _ = try validator.store.put("raw/manual/42/2026-03-01/real.csv", body: .bytes([]), contentType: nil)
         try FileManager.default.createSymbolicLink(atPath: validator.lake + "/" + key, withDestinationPath: secret)
         let files = try validator.run([key])
+        try #require(!files.isEmpty)
         #expect(files.map(\.status) == [.skipped])
         #expect(files[0].reason == "untrusted object: " + LocalObjectStore.linkRefusal)
         #expect(try validator.readings() == 0 && validator.log().count == 0)
@@ -194,6 +201,7 @@ final class InProcessValidator {
         }
         let key = try validator.land("extras.csv", Array(text.utf8))
         let files = try validator.run([key])
+        try #require(!files.isEmpty)
         #expect(files.map(\.status) == [.validated])
         #expect(files[0].rowsLoaded == 38 && files[0].rowsRejected == 2)
         let connection = try validator.database.connect()
@@ -257,6 +265,7 @@ final class InProcessValidator {
             validator.configuration.rejectThreshold = 0.5
             let key = try validator.land("sparse.csv", Array(text.utf8))
             let files = try validator.run([key])
+            try #require(!files.isEmpty)
             #expect(files.map(\.status) == [.validated])
             #expect(files[0].rowsProcessed == 22 && files[0].rowsLoaded == 18 && files[0].rowsRejected == 4, "budget \(budget)")
             let report = try validator.report(files[0].destination! + ".report.json")
@@ -279,10 +288,40 @@ final class InProcessValidator {
             + "site-\u{E9},inv,2026-03-01T00:00:00Z,900,1\n" + "site-e\u{301},inv,2026-03-01T00:00:00Z,900,2\n"
         let key = try validator.land("nfc.csv", Array(csv.utf8))
         let files = try validator.run([key])
+        try #require(!files.isEmpty)
         #expect(files.map(\.status) == [.validated])
         #expect(files[0].rowsLoaded == 2 && files[0].rowsRejected == 0)
         let meters = try validator.database.connect().query(
             "SELECT encode(convert_to(m.external_site_id, 'UTF8'), 'hex') AS site, r.energy_wh::text AS e FROM meter_reading r JOIN meter m ON m.id = r.meter_id ORDER BY e")
         #expect(meters.rows == [["736974652dc3a9", "1"], ["736974652d65cc81", "2"]])
+    }
+
+    /// An error raised inside the load decides by its SQLSTATE: a transient one (serialization
+    /// failure) fails the invocation and leaves the file in raw/; a permanent one (a check
+    /// constraint) quarantines it.
+    @Test(arguments: [("40001", true), ("23514", false)])
+    func anErrorInsideTheLoadIsRetriedOnlyWhenTransient(state: String, transient: Bool) throws {
+        let validator = try InProcessValidator()
+        try validator.database.connect().runScript("""
+            CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'refused by the test' USING ERRCODE = '\(state)'; END $$;
+            CREATE TRIGGER refuse BEFORE INSERT ON meter FOR EACH ROW EXECUTE FUNCTION refuse();
+            """)
+        let key = try validator.land("refused.csv", csvRows(4))
+        if transient {
+            let error = #expect(throws: TransientFailure.self) { try validator.run([key]) }
+            #expect(error?.reason.contains("[40001]") == true, "\(String(describing: error))")
+            #expect(try validator.store.head(key) != nil, "left in raw/ for the retry")
+            #expect(try validator.store.list(prefix: "quarantine/").isEmpty)
+            #expect(try validator.log().rows.map { $0[1] } == ["failed"])
+        } else {
+            let files = try validator.run([key])
+            try #require(!files.isEmpty)
+            try #require(files.count == 1)
+            #expect(files[0].status == .quarantined)
+            #expect(files[0].reason?.contains("[23514]") == true)
+            #expect(try validator.store.head(key) == nil)
+        }
+        #expect(try validator.readings() == 0)
     }
 }
