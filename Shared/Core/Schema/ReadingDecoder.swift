@@ -118,8 +118,10 @@ public struct ReadingDecoder {
         if let temperature, !limits.temperatureRange.contains(temperature) {
             context.violation(.outOfRange, .temperatureC, "temperature must be within \(limits.temperatureRange.lowerBound)…\(limits.temperatureRange.upperBound) °C")
         }
-        if quality == .missing, energy != nil || power != nil {
-            context.violation(.invalidQuality, .quality, "a reading of quality \"missing\" carries no energy or power")
+        // `missing` means the energy figure is absent; the meter may still report power,
+        // irradiance or temperature for the interval.
+        if quality == .missing, energy != nil {
+            context.violation(.invalidQuality, .quality, "a reading of quality \"missing\" carries no energy")
         }
 
         guard context.violations.isEmpty, let siteID, let deviceID, let timestamp, let interval, let quality else {

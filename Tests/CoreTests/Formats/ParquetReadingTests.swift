@@ -64,6 +64,27 @@ func pyarrowFile(_ script: String) throws -> [UInt8] {
         #expect(try read(try sample("readings.parquet"), name: "data.parquet", limits: limits).readings == expectedParquetReadings)
     }
 
+    /// A Snowflake-style unload where some intervals have no energy but still a power figure,
+    /// marked `missing`: every row loads.
+    @Test func missingEnergyWithPowerLoadsFromParquet() throws {
+        let bytes = try pyarrowFile("""
+            t = datetime.datetime
+            table = pa.table({
+                "EXTERNAL_SITE_ID": ["s"] * 4, "EXTERNAL_DEVICE_ID": ["d"] * 4,
+                "TIMESTAMP": pa.array([t(2026, 3, 1, 6, 0), t(2026, 3, 1, 6, 15), t(2026, 3, 1, 6, 30), t(2026, 3, 1, 6, 45)], pa.timestamp("us", tz="UTC")),
+                "READING_INTERVAL_SECONDS": pa.array([900] * 4, pa.int32()),
+                "ENERGY_WH": pa.array([1000.0, None, None, 250.0]),
+                "POWER_W": pa.array([4000.0, 3900.0, None, 1000.0]),
+                "QUALITY": ["measured", "missing", "missing", "estimated"],
+            })
+            """)
+        let result = try read(bytes, name: "raw/snowflake/42/2026-03-01/data_0_0_0.snappy.parquet")
+        #expect(result.violations == [])
+        #expect(result.readings.map(\.quality) == [.measured, .missing, .missing, .estimated])
+        #expect(result.readings.map(\.powerW) == [4000, 3900, nil, 1000])
+        #expect(result.readings.map(\.energyWh) == [1000, nil, nil, 250])
+    }
+
     @Test func typedValuesFollowTheSameRules() throws {
         let bytes = try pyarrowFile("""
             t = datetime.datetime

@@ -58,6 +58,19 @@ struct BadRow: CustomTestStringConvertible, Sendable {
         #expect(!violation.message.isEmpty)
     }
 
+    /// `missing` means no energy figure: with power, irradiance or temperature it still loads.
+    @Test func missingQualityRejectsAnEnergyValueOnly() throws {
+        let file = header
+            + "s,d,2026-03-01T06:00:00Z,900,,4000,512.5,21,missing,\n"
+            + "s,d,2026-03-01T06:15:00Z,900,,,,,missing,\n"
+            + "s,d,2026-03-01T06:30:00Z,900,0,4000,,,missing,\n"
+        let result = try read(Array(file.utf8), name: "f.csv")
+        #expect(result.readings.map(\.powerW) == [4000, nil])
+        #expect(result.readings.map(\.quality) == [.missing, .missing])
+        #expect(result.violations.map(\.line) == [4])
+        #expect(result.violations.first?.message == "a reading of quality \"missing\" carries no energy")
+    }
+
     @Test func everyViolationOfARowIsReported() throws {
         let file = header + "\"\",d,2026-03-01T06:05:00Z,900,-5,abc,3000,,sunny,\n"
         let result = try read(Array(file.utf8), name: "f.csv")
