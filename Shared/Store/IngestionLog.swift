@@ -76,11 +76,13 @@ public struct IngestionLog {
         try connection.query("UPDATE ingestion_log SET destination = $1 WHERE sha256 = $2 AND key = $3", [destination, sha256, key])
     }
 
-    /// Records a quarantined file (nothing of it loaded), replacing an earlier row of the same
-    /// content and key.
+    /// Records a quarantined file (nothing of it loaded), replacing an earlier unsettled row of the
+    /// same content and key. Returns false, changing nothing, when that row is settled already (a
+    /// concurrent delivery of the same event recorded it first).
+    @discardableResult
     public func recordQuarantine(
         _ file: LoggedFile, rowsProcessed: Int, rowsRejected: Int, errors: String, destination: String
-    ) throws {
+    ) throws -> Bool {
         try connection.query("""
             INSERT INTO ingestion_log (bucket, key, size, etag, sha256, data_source_id, organization_id, status,
                 rows_processed, rows_loaded, rows_rejected, errors, destination, finished_at)
@@ -88,8 +90,10 @@ public struct IngestionLog {
             ON CONFLICT (sha256, key) DO UPDATE SET status = 'quarantined', rows_processed = EXCLUDED.rows_processed,
                 rows_loaded = 0, rows_rejected = EXCLUDED.rows_rejected, errors = EXCLUDED.errors,
                 destination = EXCLUDED.destination, finished_at = now()
+            WHERE ingestion_log.status NOT IN ('validated', 'quarantined')
+            RETURNING id
             """, [file.bucket, file.key, String(file.size), file.etag, file.sha256, file.source.map { String($0.id) },
-                  file.organizationID.map(String.init), String(rowsProcessed), String(rowsRejected), errors, destination])
+                  file.organizationID.map(String.init), String(rowsProcessed), String(rowsRejected), errors, destination]).count == 1
     }
 
     /// Records a transient failure, unless the file already settled (a late failure of a retried
@@ -105,15 +109,18 @@ public struct IngestionLog {
 
     // MARK: - The loader's rows (inside its transaction)
 
-    /// Opens the row of a load: `processing`, in the load's transaction. Returns its id.
-    func open(_ file: IngestedFile) throws -> Int64 {
+    /// Opens the row of a load: `processing`, in the load's transaction. Returns its id, or `nil`
+    /// when the same file (SHA-256 and key) is already settled: a concurrent delivery of the same
+    /// event loaded or quarantined it (the insert waits for that one's transaction to end).
+    func open(_ file: IngestedFile) throws -> Int64? {
         let rows = try connection.query("""
             INSERT INTO ingestion_log (bucket, key, size, etag, sha256, data_source_id, organization_id, status)
             VALUES ($1, $2, $3, $4, $5, $6, $7, 'processing')
             ON CONFLICT (sha256, key) DO UPDATE SET status = 'processing', started_at = now(), finished_at = NULL
+            WHERE ingestion_log.status NOT IN ('validated', 'quarantined')
             RETURNING id
             """, [file.bucket, file.key, String(file.size), file.etag, file.sha256, String(file.source.id), String(file.organizationID)])
-        return Int64(rows[0, "id"]!)!
+        return rows.count == 1 ? Int64(rows[0, "id"]!)! : nil
     }
 
     /// Closes a load's row as `validated`, with its counts, in the load's transaction.

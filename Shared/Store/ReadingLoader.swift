@@ -59,6 +59,9 @@ public enum LoadOutcome: Sendable, Equatable {
     case loaded(LoadSummary)
     /// `decide` refused at the end (too many rejected rows): everything was rolled back.
     case declined(LoadSummary)
+    /// Another delivery of the same file (same SHA-256 and key) settled it first, validated or
+    /// quarantined: nothing was written.
+    case settledElsewhere
 }
 
 /// Loads one file's readings into PostgreSQL in ONE transaction.
@@ -91,7 +94,9 @@ public final class ReadingLoader {
         var state = LoadState(file: file)
         do {
             return try connection.transaction { () throws -> LoadOutcome in
-            summary.ingestionID = try IngestionLog(connection: connection).open(file)
+            // Waits for a concurrent load of the same file to end; if that one settled it, stop.
+            guard let id = try IngestionLog(connection: connection).open(file) else { return .settledElsewhere }
+            summary.ingestionID = id
             while let batch = try next() {
                 summary.rowsProcessed += batch.rowsProcessed
                 summary.rowsRejected += batch.rowsRejected

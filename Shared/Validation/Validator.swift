@@ -197,12 +197,30 @@ public final class Validator: LambdaHandler {
                     report.reason = "\(summary.rowsRejected) rejected rows were not loaded"
                     try store.put(destination + ".report.json", body: .bytes(report.json), contentType: "application/json")
                 }
-                try store.move(from: file.key, to: destination)
+                try move(file.key, to: destination)
             } catch {
                 throw transient(file.key, error)
             }
             return FileResult(key: file.key, status: .validated, rowsProcessed: summary.rowsProcessed, rowsLoaded: summary.rowsLoaded,
                               rowsRejected: summary.rowsRejected, destination: destination)
+        case .settledElsewhere:
+            // Another delivery of this event loaded or quarantined the file while this one read it.
+            guard let previous = try attempt(file.key, { try IngestionLog(connection: $0).find(sha256: file.sha256, key: file.key) }),
+                previous.status.isSettled
+            else {
+                throw transient(file.key, TransientFailure(key: file.key, reason: "another delivery settled the file, but its log row is gone"))
+            }
+            return try finishMove(file, previous)
+        }
+    }
+
+    /// Moves `key` to `destination`. An object already gone because a concurrent delivery of the
+    /// same event moved it there is no error: the destination holds it.
+    private func move(_ key: String, to destination: String) throws(ObjectStoreError) {
+        do {
+            try store.move(from: key, to: destination)
+        } catch .noSuchKey(key) {
+            guard try store.head(destination) != nil else { throw .noSuchKey(key: key) }
         }
     }
 
@@ -212,12 +230,23 @@ public final class Validator: LambdaHandler {
     private func quarantine(_ report: FileReport, of file: LandedFile) throws -> FileResult {
         let destination = file.destination(.quarantine)
         do {
-            try store.copy(from: file.key, to: destination)
+            do {
+                try store.copy(from: file.key, to: destination)
+            } catch .noSuchKey(file.key) {
+                // A concurrent delivery quarantined it already (and removed it from raw/).
+                guard try store.head(destination) != nil else { throw ObjectStoreError.noSuchKey(key: file.key) }
+            }
             try store.put(destination + ".report.json", body: .bytes(report.json), contentType: "application/json")
-            try IngestionLog(connection: try connection(key: file.key)).recordQuarantine(
+            let log = IngestionLog(connection: try connection(key: file.key))
+            let recorded = try log.recordQuarantine(
                 file.logged(in: store.location), rowsProcessed: report.summary.rowsProcessed, rowsRejected: report.summary.rowsRejected,
                 errors: report.errorsJSON(limit: configuration.maximumLoggedViolations), destination: destination)
             try store.delete(file.key)
+            if !recorded, let previous = try log.find(sha256: file.sha256, key: file.key) {
+                // A concurrent delivery of the same event settled it first: this one is the duplicate.
+                return FileResult(key: file.key, status: .duplicate, rowsProcessed: previous.rowsProcessed, rowsLoaded: previous.rowsLoaded,
+                                  rowsRejected: previous.rowsRejected, destination: previous.destination)
+            }
         } catch {
             throw transient(file.key, error)
         }
@@ -232,7 +261,7 @@ public final class Validator: LambdaHandler {
             if previous.destination == nil {
                 try IngestionLog(connection: try connection(key: file.key)).setDestination(destination, sha256: file.sha256, key: file.key)
             }
-            try store.move(from: file.key, to: destination)
+            try move(file.key, to: destination)
         } catch {
             throw transient(file.key, error)
         }

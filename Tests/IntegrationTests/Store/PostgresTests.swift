@@ -103,12 +103,15 @@ let march2026: Int64 = 1_772_323_200  // 2026-03-01T00:00:00Z
         _ = try loaded(try loader.load(file("raw/manual/42/2026-03-01/a.csv"), batches: batches([Array(original[..<500]), Array(original[500...])])))
         let versions = try connection.query("SELECT sum(xmin::text::bigint) AS x, count(*) AS n FROM meter_reading")
 
-        let again = try loaded(try loader.load(file("raw/manual/42/2026-03-01/a.csv"), batches: batches([Array(original[..<500]), Array(original[500...])])))
+        // The same content under the same key is settled: a second load of it writes nothing.
+        #expect(try loader.load(file("raw/manual/42/2026-03-01/a.csv"), batches: batches([original])) == .settledElsewhere)
+        // The same content sent again under another key loads, and finds every row unchanged.
+        let again = try loaded(try loader.load(file("raw/manual/42/2026-03-02/a.csv"), batches: batches([Array(original[..<500]), Array(original[500...])])))
         #expect(again.rowsInserted == 0 && again.rowsUpdated == 0 && again.rowsUnchanged == 1000)
         #expect(again.batchesUpserted == 2)
         // Not one row was rewritten: every row version is the one the first load made.
         #expect(try connection.query("SELECT sum(xmin::text::bigint) AS x, count(*) AS n FROM meter_reading").rows == versions.rows)
-        #expect(try connection.query("SELECT count(*) AS n FROM ingestion_log")[0, "n"] == "1", "same sha256 and key: one log row")
+        #expect(try connection.query("SELECT count(*) AS n FROM ingestion_log")[0, "n"] == "2", "one log row per (sha256, key)")
 
         var corrected = original
         for index in stride(from: 0, to: 100, by: 10) { corrected[index].energyWh = 99_999 }

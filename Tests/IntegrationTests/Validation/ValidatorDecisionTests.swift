@@ -5,6 +5,7 @@ import LambdaRuntime
 import Logging
 import Postgres
 import Store
+import Synchronization
 import Testing
 import TestSupport
 import Validation
@@ -323,5 +324,49 @@ final class InProcessValidator {
             #expect(try validator.store.head(key) == nil)
         }
         #expect(try validator.readings() == 0)
+    }
+
+    /// S3 delivers at least once, so one event can run in several instances at once: exactly one
+    /// loads (or quarantines) the file, the others answer `duplicate`, none fails its invocation.
+    @Test(arguments: [false, true])
+    func concurrentDeliveriesOfOneEventLoadOnceAndFailNone(quarantined: Bool) throws {
+        let validator = try InProcessValidator()
+        let instances = 4
+        for round in 0..<3 {
+            let name = "concurrent-\(round).csv"
+            let key = try validator.land(name, csvRows(2_000, bad: quarantined ? Set(0..<500) : []))
+            let results = Mutex<[Result<FileResult, any Error>]>([])
+            let group = DispatchGroup()
+            let (configuration, lake, now) = (validator.configuration, validator.lake, validator.now)
+            for _ in 0..<instances {
+                group.enter()
+                Thread.detachNewThread {
+                    defer { group.leave() }
+                    let outcome = Result { () throws -> FileResult in
+                        // Each instance has its own connection and store, as separate functions would.
+                        let own = Validator(configuration: configuration, store: try LocalObjectStore(directory: lake), clock: { now })
+                        let event = try JSONDecoder().decode(S3Event.self, from: Data(
+                            #"{"Records":[{"s3":{"bucket":{"name":"lake"},"object":{"key":"\#(key)"}}}]}"#.utf8))
+                        let context = LambdaContext(
+                            metadata: InvocationMetadata(requestID: "r", deadlineMilliseconds: now + 600_000),
+                            environment: Environment([:]), logger: Logger(label: "t") { _ in SwiftLogNoOpLogHandler() },
+                            clock: { now }, logOutput: LogOutput { _ in })
+                        return try own.handle(event, context: context).files[0]
+                    }
+                    results.withLock { $0.append(outcome) }
+                }
+            }
+            #expect(group.wait(timeout: .now() + 120) == .success)
+            let files = try results.withLock { $0 }.map { try $0.get() }
+            let settled: FileStatus = quarantined ? .quarantined : .validated
+            #expect(files.filter { $0.status == settled }.count == 1, "round \(round): \(files.map(\.status))")
+            #expect(files.filter { $0.status == .duplicate }.count == instances - 1, "round \(round): \(files.map(\.status))")
+            #expect(Set(files.map(\.destination)).count == 1, "every instance names the same destination")
+            #expect(try validator.store.head(key) == nil)
+            #expect(try validator.store.head(try #require(files[0].destination)) != nil)
+        }
+        let log = try validator.log()
+        #expect(log.count == 3 && log.rows.allSatisfy { $0[1] == (quarantined ? "quarantined" : "validated") })
+        #expect(try validator.readings() == (quarantined ? 0 : 2_000), "the same rows each round, loaded once")
     }
 }
