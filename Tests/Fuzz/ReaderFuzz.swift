@@ -1,0 +1,38 @@
+// libFuzzer target for the text readers: CSV, NDJSON, JSON documents (array and envelope), each
+// also through gzip. The first byte picks the file name the reader detects by; the rest is the
+// file. Any input must read to its end or fail with a FileFormatError: a crash, a sanitizer
+// report, a hang or a runaway allocation is a bug. Built and run by Tests/Fuzz/run.sh.
+import Core
+
+private let names = ["f.csv", "f.ndjson", "f.json", "f.csv.gz", "f.ndjson.gz", "f.json.gz"]
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    guard size > 0 else { return 0 }
+    let name = names[Int(data[0]) % names.count]
+    let bytes = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
+    var limits = ValidationLimits()
+    // Small caps keep each input cheap; the guards are the same at any size.
+    limits.maximumRecordBytes = 64 * 1024
+    limits.maximumDocumentBytes = 1 << 20
+    limits.maximumDecompressedBytes = 4 << 20
+    limits.maximumDuplicateTrackerBytes = 4 * DuplicateTracker.pageBytes
+    do {
+        let reader = try ReadingFileReader(
+            source: MemoryByteSource(bytes, chunkSize: 1 + Int(data[0]) % 97), name: name, sourceSystem: .manual, organizationID: 42,
+            limits: limits, now: 1_800_000_000, ingestedAt: 0)
+        var rows = 0
+        while let batch = try reader.nextBatch(maximumRows: 7) {
+            precondition(batch.readings.count + batch.rowsRejected == batch.rowsProcessed, "rows lost in a batch")
+            precondition(batch.pendingDuplicateChecks.allSatisfy { $0.index < batch.readings.count }, "a pending check past the batch")
+            for violation in batch.violations {
+                precondition(violation.value.count <= 101 && violation.column.count <= 101, "an uncut violation")
+            }
+            rows += batch.rowsProcessed
+        }
+        _ = rows
+    } catch {
+        _ = error.description
+    }
+    return 0
+}
