@@ -5,7 +5,7 @@
    and Parquet files, beside a plain COPY of the same canonical rows into the same table (goal >= 0.8x),
    and beside a binary COPY of them (the validator loads with binary COPY: the stricter bound);
 2. init time: from exec to the first GET /runtime/invocation/next (goal <= 20 ms);
-3. peak RSS on a 1M-row and a 10M-row CSV (goal: the same, <= 64 MB), and on keys spread as
+3. peak RSS on a 1M-row and a 10M-row CSV and JSON document (goal: the same, <= 64 MB), and on keys spread as
    thinly as the in-file duplicate check allows: 2,000 devices over 680 14-day windows (goal <= 64 MB).
 
 usage: validator_benchmark.py VALIDATOR METERLAKE_COMMAND [ROWS]   (DATABASE_URL must be set)
@@ -196,6 +196,13 @@ write_csv(big, rows * 10)
 reset()
 rss_big = peak_rss(big, "rss-10m.csv")
 print(f"RSS    peak {rss_small:.1f} MB at {rows} rows, {rss_big:.1f} MB at {rows * 10} rows (goal: the same, <= 64 MB)")
+reset()
+rss_json = peak_rss(json_path, "rss-1m.json")
+big_json = os.path.join(work, "bench-10x.json")
+write_json(big_json, rows * 10)
+reset()
+rss_json_big = peak_rss(big_json, "rss-10m.json")
+print(f"RSS    peak {rss_json:.1f} MB on the {rows}-row JSON document, {rss_json_big:.1f} MB at {rows * 10} rows (goal: <= 64 MB, streamed)")
 reset()
 rss_parquet = peak_rss(parquet_path, "rss-1m.parquet")
 print(f"RSS    peak {rss_parquet:.1f} MB on the {rows}-row Parquet file (one row group)")

@@ -133,17 +133,6 @@ public struct JSONParser {
 
     // MARK: - Cursor
 
-    /// This parser over at most the next `length` bytes (a record's cap); ``resume(after:)``
-    /// carries its position back.
-    func capped(to length: Int) -> JSONParser {
-        var copy = self
-        copy.end = min(end, position + length)
-        return copy
-    }
-
-    /// Continues where `part` (made by ``capped(to:)``) stopped.
-    mutating func resume(after part: JSONParser) { position = part.position }
-
     public var isAtEnd: Bool { position >= end }
 
     public mutating func skipWhitespace() {

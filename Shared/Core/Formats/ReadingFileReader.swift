@@ -51,9 +51,9 @@ public struct ReadingBatch: Sendable {
 }
 
 /// Reads a landed file of the upload format (CSV, NDJSON, JSON, each optionally gzip; Parquet)
-/// as batches of checked canonical readings. Memory stays bounded by one batch for CSV and
-/// NDJSON and by one row group's stored chunks plus a page per column for Parquet; whole JSON
-/// documents are capped by ``ValidationLimits/maximumDocumentBytes``.
+/// as batches of checked canonical readings. Memory stays bounded by one batch for CSV, NDJSON
+/// and JSON documents (streamed through a window of one reading at most) and by one row group's
+/// stored chunks plus a page per column for Parquet.
 ///
 /// A ``FileFormatError`` means the file is structurally broken and nothing of it may load;
 /// row-level problems come back as violations in the batches.

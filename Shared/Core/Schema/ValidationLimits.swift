@@ -32,7 +32,8 @@ public struct ValidationLimits: Sendable, Equatable {
     public var maximumColumns = 256
     /// What a Parquet file may make the reader allocate (page, chunk, footer and dictionary caps).
     public var parquet = ParquetLimits()
-    /// Whole JSON documents (not NDJSON) are read into memory up to this size.
+    /// A Parquet file that is not read from disk (gzip-compressed) is held in memory up to this
+    /// size. (JSON documents are streamed: only each reading is capped, by `maximumRecordBytes`.)
     public var maximumDocumentBytes = 256 * 1024 * 1024
     public var maximumNestingDepth = 64
     /// Decompressed bytes allowed from one gzip file.

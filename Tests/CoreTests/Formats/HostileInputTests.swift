@@ -102,4 +102,29 @@ import TestSupport
         let result = try read([0xEF, 0xBB, 0xBF] + Array((line + "\n" + second + "\n").utf8), name: name)
         #expect(result.readings.count == 2 && result.violations.isEmpty)
     }
+
+    /// A JSON document is streamed through a window: positions stay exact far past where the
+    /// window began, on many lines or on one.
+    @Test(arguments: [1, 13, 4096])
+    func errorsDeepInAStreamedDocumentNameTheirLineAndColumn(chunk: Int) throws {
+        let reading = #"{"external_site_id":"s","external_device_id":"d","timestamp":"2026-03-01T00:00:00Z","reading_interval_seconds":900}"#
+        var lines = ["["]
+        for index in 0..<2_000 { lines.append((index == 0 ? "" : ",") + reading.replacingOccurrences(of: "\"d\"", with: "\"d\(index)\"")) }
+        lines.append(#",{"external_site_id":"s",,}"#)
+        lines.append("]")
+        let document = lines.joined(separator: "\n")
+        #expect(throws: FileFormatError.invalidJSON(JSONSyntaxError(reason: "expected a string key", line: 2_002, column: 26))) {
+            _ = try read(Array(document.utf8), name: "big.json", chunk: chunk, batch: 500)
+        }
+        // The same on one line: the column counts from the document's start.
+        let oneLine = lines.joined()
+        let column = oneLine.utf8.count - #",}]"#.utf8.count + 1
+        #expect(throws: FileFormatError.invalidJSON(JSONSyntaxError(reason: "expected a string key", line: 1, column: column))) {
+            _ = try read(Array(oneLine.utf8), name: "big.json", chunk: chunk, batch: 500)
+        }
+        // And a good one reads whole, every reading in order.
+        let good = (lines.dropLast(2) + ["]"]).joined(separator: "\n")
+        let result = try read(Array(good.utf8), name: "big.json", chunk: chunk, batch: 500)
+        #expect(result.readings.count == 2_000 && result.readings.last?.externalDeviceID == "d1999")
+    }
 }

@@ -84,11 +84,21 @@ let expectedSampleReadings: [MeterReading] = [
         #expect(throws: FileFormatError.notAnEnvelope(reason: "organization_id 42 does not match the file's location (7)")) {
             try read(envelope, name: "export.json", source: .snowflake, organization: 7)
         }
-        // Readings may come before the metadata.
-        let reordered = #"{"readings":[{"external_device_id":"d","timestamp":"2026-03-01T07:00:00","reading_interval_seconds":900}],"site_id":12345,"utc_offset":"+01:00"}"#
-        let early = try read(Array(reordered.utf8), name: "x.json")
+        // The readings are streamed: members that shape them (site_id, utc_offset) must come
+        // first; source and organization_id are checked wherever they come, and a late mismatch
+        // fails the whole file.
+        let lateSite = #"{"readings":[{"external_device_id":"d","timestamp":"2026-03-01T07:00:00","reading_interval_seconds":900}],"site_id":12345}"#
+        #expect(throws: FileFormatError.notAnEnvelope(reason: "site_id must come before readings (it shapes how they are read)")) {
+            try read(Array(lateSite.utf8), name: "x.json")
+        }
+        let lateMatch = #"{"site_id":12345,"utc_offset":"+01:00","readings":[{"external_device_id":"d","timestamp":"2026-03-01T07:00:00","reading_interval_seconds":900}],"source":"manual","organization_id":42}"#
+        let early = try read(Array(lateMatch.utf8), name: "x.json")
         #expect(early.readings.first?.externalSiteID == "12345")
         #expect(early.readings.first?.timestamp == 1_772_344_800)
+        let lateMismatch = lateMatch.replacingOccurrences(of: #""organization_id":42"#, with: #""organization_id":43"#)
+        #expect(throws: FileFormatError.notAnEnvelope(reason: "organization_id 43 does not match the file's location (42)")) {
+            try read(Array(lateMismatch.utf8), name: "x.json")
+        }
         #expect(throws: FileFormatError.notAnEnvelope(reason: "no \"readings\" array")) { try read(Array(#"{"site_id":"s"}"#.utf8), name: "x.json") }
     }
 
@@ -175,10 +185,9 @@ let expectedSampleReadings: [MeterReading] = [
         let sameLength = try read(Array(#"{"external_site_id":"s","external_device_id":"d","timestamp":"2026-03-01T06:00:00Z","reading_interval_seconds":900,"temperature_c":1,"inverter_mode":"x","inverter_modf":"y"}"#.utf8), name: "a.ndjson")
         #expect(sameLength.readings.first?.otherMetrics == [JSONMember("inverter_mode", .string("x")), JSONMember("inverter_modf", .string("y"))])
         var limits = ValidationLimits()
+        // JSON documents are streamed: no cap on the whole, only on each reading.
         limits.maximumDocumentBytes = 100
-        #expect(throws: FileFormatError.documentTooLarge(limit: 100)) {
-            try read(Array(("[" + String(repeating: "{},", count: 100) + "{}]").utf8), name: "a.json", limits: limits)
-        }
+        #expect(try read(Array(("[" + String(repeating: "{},", count: 100) + "{}]").utf8), name: "a.json", limits: limits).processed == 101)
         limits.maximumRecordBytes = 50
         #expect(throws: FileFormatError.recordTooLong(line: 1, limit: 50)) {
             try read(Array(("{\"x\":\"" + String(repeating: "y", count: 100) + "\"}\n").utf8), name: "a.ndjson", limits: limits)
