@@ -189,19 +189,21 @@ for label, path, name in [("CSV", csv_path, "bench.csv"), ("JSON", json_path, "b
     print(f"{'':5} {'':36} binary COPY {rows / best_binary:9.0f} rows/s   ratio {best_binary / best_validator:.3f}  (the stricter bound)")
 
 print(f"init   exec -> first /next: {init_time():.1f} ms (best of 5; goal <= 20 ms)")
-reset()
-rss_small = peak_rss(csv_path, "rss-1m.csv")
-big = os.path.join(work, "bench-10x.csv")
-write_csv(big, rows * 10)
-reset()
-rss_big = peak_rss(big, "rss-10m.csv")
+
+
+def rss_at_two_sizes(path, write, suffix):
+    """Peak RSS on the landed file and on one ten times its rows (peak_rss moves each into the lake)."""
+    reset()
+    small = peak_rss(path, f"rss-1m.{suffix}")
+    big = os.path.join(work, f"bench-10x.{suffix}")
+    write(big, rows * 10)
+    reset()
+    return small, peak_rss(big, f"rss-10m.{suffix}")
+
+
+rss_small, rss_big = rss_at_two_sizes(csv_path, write_csv, "csv")
 print(f"RSS    peak {rss_small:.1f} MB at {rows} rows, {rss_big:.1f} MB at {rows * 10} rows (goal: the same, <= 64 MB)")
-reset()
-rss_json = peak_rss(json_path, "rss-1m.json")
-big_json = os.path.join(work, "bench-10x.json")
-write_json(big_json, rows * 10)
-reset()
-rss_json_big = peak_rss(big_json, "rss-10m.json")
+rss_json, rss_json_big = rss_at_two_sizes(json_path, write_json, "json")
 print(f"RSS    peak {rss_json:.1f} MB on the {rows}-row JSON document, {rss_json_big:.1f} MB at {rows * 10} rows (goal: <= 64 MB, streamed)")
 reset()
 rss_parquet = peak_rss(parquet_path, "rss-1m.parquet")

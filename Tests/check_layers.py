@@ -81,8 +81,10 @@ def self_test():
     import io
     import tempfile
 
+    scratch = tempfile.TemporaryDirectory(prefix="meterlake-layers.")
+
     def tree(files):
-        root = tempfile.mkdtemp(prefix="meterlake-layers.")
+        root = tempfile.mkdtemp(dir=scratch.name)
         for relative, text in files.items():
             path = os.path.join(root, relative)
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -100,13 +102,14 @@ def self_test():
         "a function importing a tool": ({"Functions/validator/F.swift": "import meterlake\n", "Tools/meterlake/main.swift": ""},
                                         1, "another executable"),
     }
-    for name, (extra, status, message) in cases.items():
-        output = io.StringIO()
-        with contextlib.redirect_stderr(output), contextlib.redirect_stdout(io.StringIO()):
-            got = check(tree({**base, **extra}))
-        if got != status or message not in output.getvalue():
-            print(f"layering self-test failed on {name}: status {got}, output {output.getvalue()!r}", file=sys.stderr)
-            return False
+    with scratch:
+        for name, (extra, status, message) in cases.items():
+            output = io.StringIO()
+            with contextlib.redirect_stderr(output), contextlib.redirect_stdout(io.StringIO()):
+                got = check(tree({**base, **extra}))
+            if got != status or message not in output.getvalue():
+                print(f"layering self-test failed on {name}: status {got}, output {output.getvalue()!r}", file=sys.stderr)
+                return False
     if find_cycle({"A": {"B"}, "B": {"C"}, "C": {"A"}}) != ["A", "B", "C", "A"] or find_cycle(ALLOWED) is not None:
         print("layering self-test failed on cycle detection", file=sys.stderr)
         return False

@@ -1,4 +1,3 @@
-import Core
 /// An S3 ObjectCreated notification (only the members the validator reads).
 public struct S3Event: Decodable, Sendable {
     public struct Record: Decodable, Sendable {

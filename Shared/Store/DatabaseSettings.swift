@@ -36,7 +36,7 @@ public struct DatabaseSettings: Sendable {
 
     /// Whether the URL parsed as it was meant: a user name or password with an unescaped `@` or
     /// `/` makes libpq read part of it as the host or port, which would then appear in messages.
-    static func parsedCleanly(_ url: String, _ options: PostgresConnectionOptions) -> Bool {
+    static func parsedCleanly(_ options: PostgresConnectionOptions) -> Bool {
         let hosts = (options["host"] ?? "").split(separator: ",")
         let ports = (options["port"] ?? "").split(separator: ",")
         return !hosts.contains { $0.contains("@") } && ports.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) && $0.allSatisfy(\.isASCII) }
@@ -59,7 +59,7 @@ public struct DatabaseSettings: Sendable {
         } catch {
             throw .invalid(name: "DATABASE_URL", reason: "not a valid libpq connection URI or key=value string")
         }
-        guard Self.parsedCleanly(url, options) else {
+        guard Self.parsedCleanly(options) else {
             throw .invalid(name: "DATABASE_URL", reason: "it does not parse cleanly: percent-encode @, /, :, ? and # in the user name and password")
         }
         func value(_ keyword: String, _ variable: String) -> String? {

@@ -92,6 +92,10 @@ public final class ReadingLoader {
         var summary = LoadSummary()
         var violations: [SchemaViolation] = []
         var state = LoadState(file: file)
+        /// Keeps the first `maximumLoggedViolations` for `ingestion_log.errors`.
+        func log(_ found: [SchemaViolation]) {
+            violations += found.prefix(max(0, maximumLoggedViolations - violations.count))
+        }
         do {
             return try connection.transaction { () throws -> LoadOutcome in
             // Waits for a concurrent load of the same file to end; if that one settled it, stop.
@@ -100,9 +104,7 @@ public final class ReadingLoader {
             while let batch = try next() {
                 summary.rowsProcessed += batch.rowsProcessed
                 summary.rowsRejected += batch.rowsRejected
-                if violations.count < maximumLoggedViolations {
-                    violations += batch.violations.prefix(maximumLoggedViolations - violations.count)
-                }
+                log(batch.violations)
                 guard !batch.readings.isEmpty else { continue }
                 var readings = batch.readings
                 var meterIDs = try registerMeters(readings, state: &state, summary: &summary)
@@ -114,9 +116,7 @@ public final class ReadingLoader {
                         meterIDs = meterIDs.indices.filter { !drop.contains($0) }.map { meterIDs[$0] }
                         let found = duplicates.map(\.violation)
                         summary.rowsRejected += found.count
-                        if violations.count < maximumLoggedViolations {
-                            violations += found.prefix(maximumLoggedViolations - violations.count)
-                        }
+                        log(found)
                         rejected(found)
                     }
                 }

@@ -214,14 +214,20 @@ public final class Validator: LambdaHandler {
         }
     }
 
-    /// Moves `key` to `destination`. An object already gone because a concurrent delivery of the
-    /// same event moved it there is no error: the destination holds it.
-    private func move(_ key: String, to destination: String) throws(ObjectStoreError) {
+    /// Copies `key` to `destination`. An object already gone because a concurrent delivery of the
+    /// same event put it there is no error: the destination holds it.
+    private func copy(_ key: String, to destination: String) throws(ObjectStoreError) {
         do {
-            try store.move(from: key, to: destination)
+            try store.copy(from: key, to: destination)
         } catch .noSuchKey(key) {
             guard try store.head(destination) != nil else { throw .noSuchKey(key: key) }
         }
+    }
+
+    /// Copy, then delete from `raw/` (``copy(_:to:)``'s tolerance included).
+    private func move(_ key: String, to destination: String) throws(ObjectStoreError) {
+        try copy(key, to: destination)
+        try store.delete(key)
     }
 
     // MARK: - Effects
@@ -230,12 +236,7 @@ public final class Validator: LambdaHandler {
     private func quarantine(_ report: FileReport, of file: LandedFile) throws -> FileResult {
         let destination = file.destination(.quarantine)
         do {
-            do {
-                try store.copy(from: file.key, to: destination)
-            } catch .noSuchKey(file.key) {
-                // A concurrent delivery quarantined it already (and removed it from raw/).
-                guard try store.head(destination) != nil else { throw ObjectStoreError.noSuchKey(key: file.key) }
-            }
+            try copy(file.key, to: destination)
             try store.put(destination + ".report.json", body: .bytes(report.json), contentType: "application/json")
             let log = IngestionLog(connection: try connection(key: file.key))
             let recorded = try log.recordQuarantine(
@@ -244,8 +245,7 @@ public final class Validator: LambdaHandler {
             try store.delete(file.key)
             if !recorded, let previous = try log.find(sha256: file.sha256, key: file.key) {
                 // A concurrent delivery of the same event settled it first: this one is the duplicate.
-                return FileResult(key: file.key, status: .duplicate, rowsProcessed: previous.rowsProcessed, rowsLoaded: previous.rowsLoaded,
-                                  rowsRejected: previous.rowsRejected, destination: previous.destination)
+                return duplicate(file.key, of: previous, at: previous.destination)
             }
         } catch {
             throw transient(file.key, error)
@@ -265,8 +265,7 @@ public final class Validator: LambdaHandler {
         } catch {
             throw transient(file.key, error)
         }
-        return FileResult(key: file.key, status: .duplicate, rowsProcessed: previous.rowsProcessed, rowsLoaded: previous.rowsLoaded,
-                          rowsRejected: previous.rowsRejected, destination: destination)
+        return duplicate(file.key, of: previous, at: destination)
     }
 
     /// The object is gone from `raw/`: a duplicate of a settled file, or something never ours.
@@ -274,8 +273,13 @@ public final class Validator: LambdaHandler {
         guard let previous = try attempt(key, { try IngestionLog(connection: $0).latestSettled(key: key) }) else {
             return skipped(key, "the object no longer exists and was never recorded")
         }
-        return FileResult(key: key, status: .duplicate, rowsProcessed: previous.rowsProcessed, rowsLoaded: previous.rowsLoaded,
-                          rowsRejected: previous.rowsRejected, destination: previous.destination)
+        return duplicate(key, of: previous, at: previous.destination)
+    }
+
+    /// A file another delivery settled: its counts as recorded.
+    private func duplicate(_ key: String, of previous: IngestionRecord, at destination: String?) -> FileResult {
+        FileResult(key: key, status: .duplicate, rowsProcessed: previous.rowsProcessed, rowsLoaded: previous.rowsLoaded,
+                   rowsRejected: previous.rowsRejected, destination: destination)
     }
 
     private func skipped(_ key: String, _ reason: String) -> FileResult {

@@ -112,7 +112,7 @@ public struct JSONSyntaxError: Error, Equatable, Sendable, CustomStringConvertib
 public struct JSONParser {
     let bytes: [UInt8]
     public private(set) var position: Int
-    private(set) var end: Int
+    let end: Int
     let maximumDepth: Int
 
     /// Parses `bytes[range]`.

@@ -10,8 +10,9 @@ public final class ParquetRecordSource: RecordSource {
     private var group = -1
     private var rowsLeftInGroup = 0
     private var row = 0
-    private let limits: ValidationLimits
-    /// What the columns' current pages hold (``ColumnPage/bytesHeld``), kept under the limit.
+    /// What the columns' current pages and dictionaries may hold together (``ParquetLimits``).
+    private let maximumBytesInFlight: Int
+    /// What the columns' current pages and dictionaries hold (``ColumnPage/bytesHeld``).
     private var bytesInFlight = 0
 
     private struct Column {
@@ -42,7 +43,7 @@ public final class ParquetRecordSource: RecordSource {
     }
 
     public init(input: any RandomAccessInput, limits: ValidationLimits) throws(FileFormatError) {
-        self.limits = limits
+        maximumBytesInFlight = limits.parquet.maximumBytesInFlight
         do {
             file = try ParquetFile(input: input, limits: limits.parquet)
         } catch {
@@ -141,10 +142,10 @@ public final class ParquetRecordSource: RecordSource {
             let dictionary = column.reader?.dictionaryBytesHeld ?? 0
             bytesInFlight += page.bytesHeld - (column.page?.bytesHeld ?? 0) + dictionary - column.dictionaryBytes
             column.dictionaryBytes = dictionary
-            guard bytesInFlight <= limits.parquet.maximumBytesInFlight else {
+            guard bytesInFlight <= maximumBytesInFlight else {
                 throw .parquet(.limitExceeded(
                     "row \(row): the current pages of all columns hold \(bytesInFlight) bytes, more than the limit of "
-                        + "\(limits.parquet.maximumBytesInFlight) (column \"\(column.name)\")"))
+                        + "\(maximumBytesInFlight) (column \"\(column.name)\")"))
             }
             column.page = page
             column.rowInPage = 0

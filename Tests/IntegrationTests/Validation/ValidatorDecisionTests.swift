@@ -37,14 +37,23 @@ final class InProcessValidator {
         return key
     }
 
-    /// Runs one S3 event for `keys` (form-URL-encoded as S3 writes them) with `secondsLeft` before the deadline.
+    /// Runs one S3 event for `keys` with `secondsLeft` before the deadline.
     func run(_ keys: [String], bucket: String = "lake", secondsLeft: Int64 = 600) throws -> [FileResult] {
+        try Self.run(keys, bucket: bucket, secondsLeft: secondsLeft, configuration: configuration, store: store, now: now)
+    }
+
+    /// The same for any validator instance of this lake (the concurrency test runs several at once).
+    static func run(
+        _ keys: [String], bucket: String = "lake", secondsLeft: Int64 = 600, configuration: ValidatorConfiguration,
+        store: any ObjectStore, now: Int64
+    ) throws -> [FileResult] {
+        // Form-URL-encoded, as S3 writes keys.
         let records = keys.map { key in
             let encoded = SigV4Signer.encodePath(key).replacingOccurrences(of: "%20", with: "+")
             return #"{"s3":{"bucket":{"name":"\#(bucket)"},"object":{"key":"\#(encoded)"}}}"#
         }
         let event = try JSONDecoder().decode(S3Event.self, from: Data(#"{"Records":[\#(records.joined(separator: ","))]}"#.utf8))
-        let clock: @Sendable () -> Int64 = { [now] in now }
+        let clock: @Sendable () -> Int64 = { now }
         let context = LambdaContext(
             metadata: InvocationMetadata(requestID: "req-decisions", deadlineMilliseconds: now + secondsLeft * 1000),
             environment: Environment([:]), logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }, clock: clock,
@@ -344,14 +353,7 @@ final class InProcessValidator {
                     defer { group.leave() }
                     let outcome = Result { () throws -> FileResult in
                         // Each instance has its own connection and store, as separate functions would.
-                        let own = Validator(configuration: configuration, store: try LocalObjectStore(directory: lake), clock: { now })
-                        let event = try JSONDecoder().decode(S3Event.self, from: Data(
-                            #"{"Records":[{"s3":{"bucket":{"name":"lake"},"object":{"key":"\#(key)"}}}]}"#.utf8))
-                        let context = LambdaContext(
-                            metadata: InvocationMetadata(requestID: "r", deadlineMilliseconds: now + 600_000),
-                            environment: Environment([:]), logger: Logger(label: "t") { _ in SwiftLogNoOpLogHandler() },
-                            clock: { now }, logOutput: LogOutput { _ in })
-                        return try own.handle(event, context: context).files[0]
+                        try InProcessValidator.run([key], configuration: configuration, store: try LocalObjectStore(directory: lake), now: now)[0]
                     }
                     results.withLock { $0.append(outcome) }
                 }
