@@ -12,6 +12,8 @@ let package = Package(
     products: [
         .executable(name: "meterlake", targets: ["meterlake"]),
         .executable(name: "validator", targets: ["validator"]),
+        .executable(name: "fetcher-solaredge", targets: ["fetcher-solaredge"]),
+        .executable(name: "fetcher-goodwe", targets: ["fetcher-goodwe"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -57,10 +59,17 @@ let package = Package(
         .target(name: "Lake", dependencies: ["Core", "HTTPClient", "Cryptography"], path: "Shared/Lake", swiftSettings: strict),
         // PostgreSQL: migrations, the reading loader, partitions, repositories.
         .target(name: "Store", dependencies: ["Core", "Postgres", "Cryptography"], path: "Shared/Store", swiftSettings: strict),
+        // Pure vendor knowledge: requests, answers, envelopes, and the transforms to canonical readings.
+        .target(name: "Vendors", dependencies: ["Core"], path: "Shared/Vendors", swiftSettings: strict),
+        // The fetch engine: credentials, sites, windows, quotas, vendor clients, raw objects.
+        .target(
+            name: "Fetching",
+            dependencies: ["Core", "Vendors", "Lake", "LambdaRuntime", "Store", "Postgres", "HTTPClient", .product(name: "Logging", package: "swift-log")],
+            path: "Shared/Fetching", swiftSettings: strict),
         // The validator pipeline: event -> object -> rows -> database -> move.
         .target(
             name: "Validation",
-            dependencies: ["Core", "Lake", "LambdaRuntime", "Store", "Postgres", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Core", "Vendors", "Lake", "LambdaRuntime", "Store", "Postgres", .product(name: "Logging", package: "swift-log")],
             path: "Shared/Validation", swiftSettings: strict),
 
         // MARK: - Lambda functions (one executable each; build.sh bundles them as bootstrap)
@@ -68,9 +77,16 @@ let package = Package(
             name: "validator", dependencies: ["Validation", "Lake", "LambdaRuntime"], path: "Functions/validator",
             swiftSettings: strict),
 
+        .executableTarget(
+            name: "fetcher-solaredge", dependencies: ["Fetching", "Lake", "LambdaRuntime"], path: "Functions/fetcher-solaredge",
+            swiftSettings: strict),
+        .executableTarget(
+            name: "fetcher-goodwe", dependencies: ["Fetching", "Lake", "LambdaRuntime"], path: "Functions/fetcher-goodwe",
+            swiftSettings: strict),
+
         // MARK: - Operator tools
         .executableTarget(
-            name: "meterlake", dependencies: ["Core", "Lake", "LambdaRuntime", "Store", "Postgres", "Validation"],
+            name: "meterlake", dependencies: ["Core", "Lake", "LambdaRuntime", "Store", "Postgres", "Validation", "Vendors"],
             path: "Tools/meterlake", swiftSettings: strict),
 
         // MARK: - Benchmarks (release builds; see Benchmarks/run.sh)
@@ -108,11 +124,15 @@ let package = Package(
             name: "ValidationTests", dependencies: ["Core", "LambdaRuntime", "Store", "Validation", "TestSupport"],
             path: "Tests/ValidationTests", swiftSettings: strict),
         .testTarget(
+            name: "VendorsTests", dependencies: ["Core", "Lake", "Vendors", "TestSupport"], path: "Tests/VendorsTests", swiftSettings: strict),
+        .testTarget(
             name: "ParquetTests", dependencies: ["Parquet", "TestSupport"], path: "Tests/ParquetTests",
             exclude: ["make_corpus.py"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Core", "Lake", "LambdaRuntime", "Store", "Validation", "HTTPClient", "Postgres", "Cryptography", "TestSupport"],
+            dependencies: [
+                "Core", "Lake", "LambdaRuntime", "Store", "Validation", "Vendors", "Fetching", "HTTPClient", "Postgres", "Cryptography", "TestSupport",
+            ],
             path: "Tests/IntegrationTests", swiftSettings: strict),
     ]
 )

@@ -2,7 +2,7 @@
 # Source it and call ensure_requirements. As root it installs what is missing (apt-get); as
 # another user it prints the command to run and fails.
 
-MTL_APT_PACKAGES="libcurl4-openssl-dev libssl-dev libpq-dev zlib1g-dev libzstd-dev openssl ca-certificates postgresql python3 python3-pip curl zip unzip util-linux"
+MTL_APT_PACKAGES="libcurl4-openssl-dev libssl-dev libpq-dev zlib1g-dev libzstd-dev openssl ca-certificates postgresql python3 python3-pip curl zip unzip util-linux tzdata"
 
 ensure_requirements() {
     command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"

@@ -46,7 +46,7 @@ public struct S3Configuration: Sendable {
     /// The CA certificates to trust: `METERLAKE_CA_BUNDLE`, else the bundle's own
     /// `ca-certificates.crt` under `LAMBDA_TASK_ROOT` (AL2023 keeps its certificates where
     /// Debian's libcurl does not look), else libcurl's default.
-    static func caBundle(environment: Environment) -> String? {
+    public static func caBundle(environment: Environment) -> String? {
         if let explicit = environment["METERLAKE_CA_BUNDLE"] { return explicit }
         if let root = environment["LAMBDA_TASK_ROOT"], access(root + "/ca-certificates.crt", R_OK) == 0 {
             return root + "/ca-certificates.crt"

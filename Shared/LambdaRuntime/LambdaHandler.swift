@@ -20,6 +20,11 @@ public struct InvalidEventError: ReportableError, Equatable, CustomStringConvert
     public let reason: String
     public var errorType: String { "Runtime.InvalidEvent" }
     public var description: String { "the event is not a valid \(expected): \(reason)" }
+
+    public init(expected: String, reason: String) {
+        self.expected = expected
+        self.reason = reason
+    }
 }
 
 /// Decodes events and encodes responses around a ``LambdaHandler``.

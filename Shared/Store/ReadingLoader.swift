@@ -72,7 +72,8 @@ public enum LoadOutcome: Sendable, Equatable {
 /// sent through a staging table and `INSERT … ON CONFLICT DO UPDATE … WHERE … IS DISTINCT FROM`
 /// instead, and so is the rest of the file. The rule for existing keys: a later file replaces
 /// the values of a key when any of them differ; identical rows are not written at all, so a
-/// re-sent file changes nothing. Any failure rolls the whole file back.
+/// re-sent file changes nothing; a `missing` row replaces only a `missing` row (a re-fetched
+/// window where the vendor now says nothing keeps the data it said before). Any failure rolls the whole file back.
 public final class ReadingLoader {
     public let connection: PostgresConnection
     /// Violations kept for `ingestion_log.errors` (the report keeps all of them elsewhere).
@@ -289,6 +290,8 @@ public final class ReadingLoader {
                 IS DISTINCT FROM
                   (EXCLUDED.reading_interval_seconds, EXCLUDED.energy_wh, EXCLUDED.power_w,
                    EXCLUDED.irradiance_wm2, EXCLUDED.temperature_c, EXCLUDED.other_metrics, EXCLUDED.quality)
+              -- Late data fills a missing slot; a missing slot never erases data already there.
+              AND (EXCLUDED.quality <> 'missing' OR meter_reading.quality = 'missing')
             RETURNING 1
             """)
         let inserted = readings.count - existing

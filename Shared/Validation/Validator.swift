@@ -108,10 +108,10 @@ public final class Validator: LambdaHandler {
         file.lakeKey = lakeKey
 
         // 4. Start reading ahead: parse and check the next batches while the current one loads.
-        let (now, limits) = (clock(), configuration.limits)
+        let (now, limits, transforms) = (clock(), configuration.limits, configuration.transforms)
         let batches = BatchPrefetcher(maximumRows: configuration.batchRows, depth: 4) { () throws(FileFormatError) in
             try ReadingFileReader(path: scratch, name: key, sourceSystem: lakeKey.source, organizationID: lakeKey.organizationID,
-                                  limits: limits, now: now / 1000, ingestedAt: now)
+                                  limits: limits, transforms: transforms, now: now / 1000, ingestedAt: now)
         }
         defer { batches.cancel() }
         file.sha256 = try digest(hashing, key: key)

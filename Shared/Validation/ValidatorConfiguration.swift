@@ -1,6 +1,7 @@
 import Core
 import LambdaRuntime
 import Store
+import Vendors
 
 /// A failure worth retrying (database unreachable, S3 throttling after retries, too little time):
 /// the invocation fails, Lambda retries the event, and the object stays in `raw/`.
@@ -30,6 +31,9 @@ public struct ValidatorConfiguration: Sendable {
     public var minimumTimeLeft: Duration = .seconds(15)
     /// Rows per batch: one COPY each; two batches are read ahead.
     public var batchRows = 10_000
+    /// The vendor envelopes it reads (fetchers' raw answers), with the zone database they convert
+    /// local times with.
+    public var transforms = VendorCatalog.transforms(zones: ZoneDatabase.standard())
 
     public init(database: DatabaseSettings, rejectThreshold: Double = 0.05, scratchDirectory: String = "/tmp", bucket: String? = nil) {
         self.database = database

@@ -15,9 +15,9 @@ import Glibc
 /// prints what happened.
 enum LocalRun {
     static func run(_ arguments: ArraySlice<String>, environment: Environment) throws(Failure) -> String {
-        let parsed = try options(arguments, allowed: ["lake", "validator", "samples"])
+        let parsed = try options(arguments, allowed: ["lake", "validator", "samples", "fetchers"])
         guard parsed.positional.isEmpty else { throw .usage("local takes only options") }
-        let here = executableDirectory()
+        let here = ExecutablePath.directory()
         let validator = parsed.named["validator"] ?? here + "/validator"
         let samples = parsed.named["samples"] ?? "docs/samples"
         guard access(validator, X_OK) == 0 else { throw .refused("no validator binary at \(validator): swift build --product validator") }
@@ -49,6 +49,18 @@ enum LocalRun {
                 _ = try store.put(key, body: .bytes(bytes), contentType: nil)
                 keys.append(key)
             }
+            setenv("METERLAKE_LAKE_DIR", lake, 1)
+            setenv("AWS_LAMBDA_LOG_LEVEL", "WARN", 1)
+            unsetenv("AWS_LAMBDA_RUNTIME_API")
+
+            // Vendor data: the built fetchers against the vendor clouds the environment names (the
+            // project's fake ones under Tools/local.sh), before the validator sees their files.
+            var fetched = ""
+            if environment["SOLAREDGE_API_BASE_URL"] != nil || environment["GOODWE_API_BASE_URL"] != nil {
+                let run = try VendorDemo.run(connection: connection, environment: environment, directory: parsed.named["fetchers"] ?? here)
+                keys += run.keys
+                fetched = run.summary
+            }
 
             // The S3 notification S3 would send (keys form-URL-encoded), run through the real binary.
             let records = keys.map { key in
@@ -59,9 +71,6 @@ enum LocalRun {
             guard FileIO.write(Array(#"{"Records":[\#(records.joined(separator: ","))]}"#.utf8), to: event) else {
                 throw Failure.refused("cannot write \(event)")
             }
-            unsetenv("AWS_LAMBDA_RUNTIME_API")
-            setenv("METERLAKE_LAKE_DIR", lake, 1)
-            setenv("AWS_LAMBDA_LOG_LEVEL", "WARN", 1)
             let status = try Spawn.run(validator, ["--event", event], standardOutput: scratch + "/response.json",
                                        standardError: scratch + "/log.txt")
             guard status == 0, let body = FileIO.readAll(scratch + "/response.json"),
@@ -70,7 +79,7 @@ enum LocalRun {
                 throw Failure.refused("the validator failed:\n" + String(decoding: FileIO.readAll(scratch + "/response.json") ?? [], as: UTF8.self)
                     + String(decoding: FileIO.readAll(scratch + "/log.txt") ?? [], as: UTF8.self))
             }
-            return try summary(response, lake: lake, store: store, connection: connection, validator: validator)
+            return fetched + (try summary(response, lake: lake, store: store, connection: connection, validator: validator))
         } catch let failure as Failure {
             throw failure
         } catch {
@@ -81,9 +90,9 @@ enum LocalRun {
     static func summary(_ response: ValidatorResponse, lake: String, store: LocalObjectStore, connection: PostgresConnection, validator: String) throws -> String {
         var out = "meterlake local: ran \(validator) on one S3 event with \(response.files.count) files\n"
         out += "lake: \(lake)\n\n"
-        out += pad("file", 27) + pad("status", 13) + pad("rows", 6) + pad("loaded", 8) + pad("rejected", 10) + "destination\n"
+        out += pad("file", 41) + pad("status", 13) + pad("rows", 6) + pad("loaded", 8) + pad("rejected", 10) + "destination\n"
         for file in response.files {
-            out += pad(String(file.key.split(separator: "/").last ?? ""), 27) + pad(file.status.rawValue, 13) + pad(String(file.rowsProcessed), 6)
+            out += pad(shorten(String(file.key.split(separator: "/").last ?? ""), 40), 41) + pad(file.status.rawValue, 13) + pad(String(file.rowsProcessed), 6)
                 + pad(String(file.rowsLoaded), 8) + pad(String(file.rowsRejected), 10) + (file.destination ?? "-") + "\n"
         }
         for file in response.files where file.status == .quarantined {
@@ -120,15 +129,12 @@ enum LocalRun {
         return Array(text.utf8)
     }
 
-    static func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(1, width - text.count)) }
-
-    static func executableDirectory() -> String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard length > 0 else { return "." }
-        let path = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+    /// `text`, or its start and end around "…" when longer than `width`.
+    static func shorten(_ text: String, _ width: Int) -> String {
+        text.count <= width ? text : String(text.prefix(width / 2 - 1)) + "…" + String(text.suffix(width - width / 2))
     }
+
+    static func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(1, width - text.count)) }
 
     static func makeTemporaryDirectory() -> String {
         var template = Array("/tmp/meterlake-local.XXXXXX".utf8CString)

@@ -27,6 +27,12 @@ let usageText = """
                                              partly bad, broken) into a local lake's raw/, run the
                                              built validator on their event, print the outcome
                                              (needs DATABASE_URL; Tools/local.sh provides one)
+      credential add --org N --vendor V      read the credential's plaintext JSON on stdin, check its
+                                             members, seal it, store it active; print its id
+      site add --org N --vendor V --site EXT [--time-zone ZONE] [--credential ID]
+                                             register (or update) an active site; the credential
+                                             defaults to the organisation's one active credential
+                                             of that vendor
       migrate                                apply the database migrations to DATABASE_URL (safe to re-run)
       partitions                             create this and the next two months' reading partitions
                                              and drop those wholly older than 90 days
@@ -104,6 +110,10 @@ func run(_ arguments: ArraySlice<String>, environment: Environment) throws(Failu
         return try state(arguments.dropFirst(), environment: environment)
     case "local":
         return try LocalRun.run(arguments.dropFirst(), environment: environment)
+    case "credential":
+        return try IntegrationCommands.credential(arguments.dropFirst(), environment: environment)
+    case "site":
+        return try IntegrationCommands.site(arguments.dropFirst(), environment: environment)
     case "migrate", "partitions":
         guard arguments.count == 1 else { throw .usage("\(arguments.first!) takes no arguments") }
         do {

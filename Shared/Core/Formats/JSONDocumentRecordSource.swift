@@ -18,6 +18,8 @@ public final class JSONDocumentRecordSource: RecordSource {
     private let maximumDepth: Int
     private let expectedSource: SourceSystem
     private let expectedOrganization: Int64
+    private let transforms: VendorTransforms
+    private let maximumAnswerBytes: Int
 
     /// The window: bytes of the document from its line `baseLine`, after `baseColumn` bytes of
     /// that line, so that positions stay exact once the front is dropped.
@@ -32,7 +34,11 @@ public final class JSONDocumentRecordSource: RecordSource {
     private enum State {
         case array(first: Bool)
         case readings(first: Bool)
+        /// A vendor envelope's `readings`: answers kept whole until the envelope is read.
+        case vendorAnswers(first: Bool)
         case membersAfterReadings
+        /// A vendor envelope, transformed: its records are handed out from `transformed`.
+        case transformed
         case finished
     }
     private var state = State.finished
@@ -46,17 +52,26 @@ public final class JSONDocumentRecordSource: RecordSource {
     public private(set) var declaredSiteID: String?
     /// The envelope's members other than `readings`, as far as read (empty for a bare array).
     public private(set) var envelope: [JSONMember] = []
+    /// The envelope's `vendor_format`, when its readings are a vendor's answers.
+    public private(set) var vendorFormat: (any VendorEnvelopeTransform)?
+    private var answers: [(line: Int, value: JSONValue)] = []
+    private var answerBytes = 0
+    private var transformed: [RawRecord] = []
+    private var transformedIndex = 0
 
     /// Reads up to the first reading: the opening bracket of a bare array, or an envelope's
     /// members before `readings`.
     /// - Parameters:
     ///   - expectedSource: The lake path's source; an envelope naming another is refused.
     ///   - expectedOrganization: The lake path's organisation; an envelope naming another is refused.
+    ///   - transforms: The vendor envelopes it can read (by `vendor_format`).
     public init(
         source: any ByteSource, limits: ValidationLimits, prefix: [UInt8] = [], expectedSource: SourceSystem,
-        expectedOrganization: Int64
+        expectedOrganization: Int64, transforms: VendorTransforms = VendorTransforms()
     ) throws(FileFormatError) {
         self.source = source
+        self.transforms = transforms
+        self.maximumAnswerBytes = limits.maximumVendorAnswerBytes
         self.maximumRecordBytes = limits.maximumRecordBytes
         self.maximumDepth = limits.maximumNestingDepth
         self.expectedSource = expectedSource
@@ -87,6 +102,17 @@ public final class JSONDocumentRecordSource: RecordSource {
             case .membersAfterReadings:
                 try readMembers(first: false)
                 continue
+            case .vendorAnswers(let isFirst):
+                try readAnswers(first: isFirst)
+                continue
+            case .transformed:
+                guard transformedIndex < transformed.count else {
+                    state = .finished
+                    transformed = []
+                    return nil
+                }
+                transformedIndex += 1
+                return transformed[transformedIndex - 1]
             case .array(let isFirst):
                 (inEnvelope, first) = (false, isFirst)
             case .readings(let isFirst):
@@ -147,7 +173,7 @@ public final class JSONDocumentRecordSource: RecordSource {
             if key == "readings" {
                 guard try peek() == UInt8(ascii: "[") else { throw .notAnEnvelope(reason: "readings must be an array") }
                 position += 1
-                state = .readings(first: true)
+                state = vendorFormat == nil ? .readings(first: true) : .vendorAnswers(first: true)
                 return
             }
             _ = try peek()
@@ -172,6 +198,38 @@ public final class JSONDocumentRecordSource: RecordSource {
         try expectEnd()
         guard envelopeKeys.contains("readings") else { throw .notAnEnvelope(reason: "no \"readings\" array") }
         state = .finished
+        if let vendorFormat {
+            // The whole envelope is known: its transform can join the answers into records.
+            transformed = try vendorFormat.records(VendorEnvelope(format: vendorFormat.format, members: envelope, answers: answers))
+            answers = []
+            state = .transformed
+        }
+    }
+
+    /// Reads a vendor envelope's answers, each whole, up to the end of `readings`.
+    private func readAnswers(first isFirst: Bool) throws(FileFormatError) {
+        var first = isFirst
+        while true {
+            switch try peek() {
+            case UInt8(ascii: "]")?:
+                position += 1
+                state = .membersAfterReadings
+                return
+            case UInt8(ascii: ",")? where !first:
+                position += 1
+            default:
+                if !first { throw syntaxError("expected ',' or ']' in an array") }
+            }
+            first = false
+            _ = try peek()
+            let (line, start) = (lineNumber(), position)
+            let value = try parse(line: line) { (parser: inout JSONParser) throws(JSONSyntaxError) in try parser.parseValue(depth: 2) }
+            answerBytes += position - start
+            guard answerBytes <= maximumAnswerBytes else {
+                throw .notAnEnvelope(reason: "the vendor answers exceed \(maximumAnswerBytes) bytes; fetch shorter windows")
+            }
+            answers.append((line, value))
+        }
     }
 
     /// Checks one envelope member as it arrives.
@@ -192,6 +250,18 @@ public final class JSONDocumentRecordSource: RecordSource {
             guard let text, Int64(text) == expectedOrganization else {
                 throw .notAnEnvelope(reason: "organization_id \(member.value.serialized) does not match the file's location (\(expectedOrganization))")
             }
+        case "vendor_format":
+            guard !envelopeKeys.contains("readings") else {
+                throw .notAnEnvelope(reason: "vendor_format must come before readings (it says how they are read)")
+            }
+            guard case .string(let name) = member.value, let transform = transforms.byFormat[name] else {
+                let known = transforms.byFormat.keys.sorted().joined(separator: ", ")
+                throw .notAnEnvelope(reason: "vendor_format \(member.value.serialized) is not one this validator reads (\(known.isEmpty ? "none" : known))")
+            }
+            guard transform.source == expectedSource else {
+                throw .notAnEnvelope(reason: "vendor_format \(name) does not match the file's location (\(expectedSource.rawValue))")
+            }
+            vendorFormat = transform
         case "site_id", "utc_offset":
             // They shape how the readings are read: after them they would come too late.
             guard !envelopeKeys.contains("readings") else {

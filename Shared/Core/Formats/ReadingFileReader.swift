@@ -71,7 +71,7 @@ public final class ReadingFileReader {
     ///   - ingestedAt: Unix milliseconds stamped on every reading.
     public convenience init(
         path: String, name: String, sourceSystem: SourceSystem, organizationID: Int64,
-        limits: ValidationLimits = ValidationLimits(), now: Int64, ingestedAt: Int64
+        limits: ValidationLimits = ValidationLimits(), transforms: VendorTransforms = VendorTransforms(), now: Int64, ingestedAt: Int64
     ) throws(FileFormatError) {
         let input: FileInput
         do { input = try FileInput(path: path) } catch { throw .unreadable(reason: error.description) }
@@ -85,7 +85,7 @@ public final class ReadingFileReader {
                       sourceSystem: sourceSystem, organizationID: organizationID, limits: limits, now: now, ingestedAt: ingestedAt)
         } else {
             try self.init(source: try FileByteSource(path: path), name: name, sourceSystem: sourceSystem, organizationID: organizationID,
-                          limits: limits, now: now, ingestedAt: ingestedAt)
+                          limits: limits, transforms: transforms, now: now, ingestedAt: ingestedAt)
         }
     }
 
@@ -93,7 +93,7 @@ public final class ReadingFileReader {
     /// memory, up to ``ValidationLimits/maximumDocumentBytes``.
     public convenience init(
         source: any ByteSource, name: String, sourceSystem: SourceSystem, organizationID: Int64,
-        limits: ValidationLimits = ValidationLimits(), now: Int64, ingestedAt: Int64
+        limits: ValidationLimits = ValidationLimits(), transforms: VendorTransforms = VendorTransforms(), now: Int64, ingestedAt: Int64
     ) throws(FileFormatError) {
         let first = try Self.readAtLeast(4, from: source)
         let gzip = first.starts(with: Self.gzipMagic)
@@ -127,7 +127,8 @@ public final class ReadingFileReader {
         case .csv: records = try CSVRecordSource(source: rest, limits: limits)
         case .ndjson: records = NDJSONRecordSource(source: rest, limits: limits)
         case .json:
-            records = try JSONDocumentRecordSource(source: rest, limits: limits, expectedSource: sourceSystem, expectedOrganization: organizationID)
+            records = try JSONDocumentRecordSource(source: rest, limits: limits, expectedSource: sourceSystem, expectedOrganization: organizationID,
+                                                   transforms: transforms)
         case .parquet:
             var bytes: [UInt8] = []
             while case let chunk = try rest.read(), !chunk.isEmpty {

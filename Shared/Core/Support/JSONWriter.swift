@@ -24,6 +24,8 @@ public struct JSONWriter: Sendable {
 
     public mutating func string(_ text: String) { separate(); writeString(text) }
     public mutating func raw(_ literal: String) { separate(); bytes.append(contentsOf: literal.utf8) }
+    /// Splices bytes that are already one JSON value (a vendor's answer, kept verbatim).
+    public mutating func raw(bytes value: [UInt8]) { separate(); bytes.append(contentsOf: value) }
     public mutating func number(_ value: Int) { raw(String(value)) }
     public mutating func number(_ value: Int64) { raw(String(value)) }
     public mutating func number(_ value: Double) { raw(value.isFinite ? String(value) : "null") }

@@ -86,9 +86,9 @@ import TestSupport
         let database = try TestDatabase(migrated: false)
         let first = try run(["migrate"], environment: ["DATABASE_URL": database.url])
         #expect(first.status == 0)
-        #expect(first.out == "applied migrations 1, 2, 3\n")
+        #expect(first.out == "applied migrations 1, 2, 3, 4\n")
         let again = try run(["migrate"], environment: ["DATABASE_URL": database.url])
-        #expect(again.out == "database up to date (3 migrations)\n")
+        #expect(again.out == "database up to date (4 migrations)\n")
         let partitions = try run(["partitions"], environment: ["DATABASE_URL": database.url])
         #expect(partitions.status == 0)
         let count = try database.connect().query("SELECT count(*) AS n FROM pg_inherits WHERE inhparent = 'meter_reading'::regclass")
@@ -141,5 +141,49 @@ import TestSupport
             #expect(run.err.contains("DATABASE_URL"), "\(run.err)")
             #expect(!run.err.contains("S3cr") && !run.out.contains("S3cr"), "\(run.err)")
         }
+    }
+
+    /// `credential add` checks and seals what it stores; `site add` registers a site under the
+    /// organisation's one credential, refuses unknown zones and ambiguous credentials.
+    @Test func addsCredentialsAndSites() throws {
+        let database = try TestDatabase()
+        let environment = ["DATABASE_URL": database.url, "METERLAKE_ENCRYPTION_KEY": key]
+        let added = try run(["credential", "add", "--org", "42", "--vendor", "goodwe"],
+                            input: #"{"account": "me@example.org", "password": "pw-9f8e7d"}"#, environment: environment)
+        #expect(added.status == 0 && added.out == "1\n", "\(added.err)")
+        let stored = try database.connect().query("SELECT auth_type, encrypted_credentials, is_active FROM integration_credential")
+        #expect(stored[0, "auth_type"] == "api_key" && stored[0, "is_active"] == "t")
+        #expect(try CredentialEnvelope.open(stored[0, "encrypted_credentials"]!, keys: try EnvelopeKeys(current: Base64.decode(key)!))
+            == Array(#"{"account": "me@example.org", "password": "pw-9f8e7d"}"#.utf8))
+        #expect(!stored[0, "encrypted_credentials"]!.contains("pw-9f8e7d"))
+
+        let missing = try run(["credential", "add", "--org", "42", "--vendor", "goodwe"], input: #"{"account": "me@example.org"}"#,
+                              environment: environment)
+        #expect(missing.status == 1)
+        #expect(missing.err.contains("a goodwe credential needs password as strings"))
+        let noOrg = try run(["credential", "add", "--org", "999", "--vendor", "solaredge"], input: #"{"api_key": "k-123456"}"#,
+                            environment: environment)
+        #expect(noOrg.status == 1 && noOrg.err == "meterlake: organisation 999 does not exist\n")
+
+        let site = try run(["site", "add", "--org", "42", "--vendor", "goodwe", "--site", "plant-1", "--time-zone", "Europe/Vienna"],
+                           environment: environment)
+        #expect(site.status == 0, "\(site.err)")
+        let again = try run(["site", "add", "--org", "42", "--vendor", "goodwe", "--site", "plant-1", "--time-zone", "Europe/Berlin"],
+                            environment: environment)
+        #expect(again.out == site.out)
+        let sites = try database.connect().query("SELECT external_site_id, time_zone, credential_id, is_active FROM integration_site")
+        #expect(sites.count == 1 && sites[0, "time_zone"] == "Europe/Berlin" && sites[0, "credential_id"] == "1" && sites[0, "is_active"] == "t")
+
+        let badZone = try run(["site", "add", "--org", "42", "--vendor", "goodwe", "--site", "p2", "--time-zone", "Mars/Base"],
+                              environment: environment)
+        #expect(badZone.status == 1 && badZone.err.contains("unknown time zone \"Mars/Base\""))
+        let noCredential = try run(["site", "add", "--org", "42", "--vendor", "solaredge", "--site", "1"], environment: environment)
+        #expect(noCredential.status == 1 && noCredential.err.contains("has no active solaredge credential"))
+        _ = try run(["credential", "add", "--org", "42", "--vendor", "goodwe"], input: #"{"account": "b", "password": "c-123456"}"#,
+                    environment: environment)
+        let ambiguous = try run(["site", "add", "--org", "42", "--vendor", "goodwe", "--site", "p3"], environment: environment)
+        #expect(ambiguous.status == 1 && ambiguous.err.contains("has 2 active goodwe credentials (1, 2): choose one with --credential ID"))
+        let chosen = try run(["site", "add", "--org", "42", "--vendor", "goodwe", "--site", "p3", "--credential", "2"], environment: environment)
+        #expect(chosen.status == 0)
     }
 }

@@ -1,0 +1,12 @@
+// The GoodWe fetcher: EventBridge schedules and backfills → SEMS answers in raw/goodwe/.
+import Fetching
+import Lake
+import LambdaRuntime
+
+Lambda.main(name: "fetcher-goodwe") { environment, _ in
+    Fetcher(
+        driver: GoodWeDriver(baseURL: environment["GOODWE_API_BASE_URL"] ?? "https://www.semsportal.com/api/"),
+        configuration: try FetcherConfiguration(environment: environment, baseURLVariable: "GOODWE_API_BASE_URL",
+                                                defaultBaseURL: "https://www.semsportal.com/api/"),
+        store: try ObjectStores.make(environment: environment))
+}

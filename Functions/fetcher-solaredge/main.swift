@@ -1,0 +1,12 @@
+// The SolarEdge fetcher: EventBridge schedules and backfills → vendor answers in raw/solaredge/.
+import Fetching
+import Lake
+import LambdaRuntime
+
+Lambda.main(name: "fetcher-solaredge") { environment, _ in
+    Fetcher(
+        driver: SolarEdgeDriver(baseURL: environment["SOLAREDGE_API_BASE_URL"] ?? "https://monitoringapi.solaredge.com/"),
+        configuration: try FetcherConfiguration(environment: environment, baseURLVariable: "SOLAREDGE_API_BASE_URL",
+                                                defaultBaseURL: "https://monitoringapi.solaredge.com/"),
+        store: try ObjectStores.make(environment: environment))
+}

@@ -1,0 +1,469 @@
+import Core
+import HTTPClient
+import Lake
+import LambdaRuntime
+import Logging
+import Postgres
+import Store
+import Vendors
+
+/// What a fetcher invocation was asked to do.
+public enum FetchRequest: Equatable, Sendable {
+    /// EventBridge's schedule: every active site of every active credential, from its cursor.
+    case scheduled
+    /// One site and window (UTC instants), whatever its cursor.
+    case backfill(organizationID: Int64, externalSiteID: String, start: Int64, end: Int64)
+
+    /// Reads an event: a scheduled event (`"detail-type": "Scheduled Event"`) or a backfill
+    /// `{"organization_id", "external_site_id", "start", "end"}`.
+    public init(event: [UInt8]) throws(InvalidEventError) {
+        func invalid(_ reason: String) -> InvalidEventError { InvalidEventError(expected: "scheduled event or backfill", reason: reason) }
+        guard let value = try? JSONParser.parse(event, maximumDepth: 16), case .object = value else { throw invalid("not a JSON object") }
+        if value["detail-type"] != nil || value["source"] == .string("aws.events") {
+            guard value["detail-type"] == .string("Scheduled Event") else { throw invalid("detail-type must be \"Scheduled Event\"") }
+            self = .scheduled
+            return
+        }
+        guard let organization = value["organization_id"], let organizationID = Int64(organization.textValue ?? ""), organizationID > 0 else {
+            throw invalid("organization_id must be a positive integer")
+        }
+        guard case .string(let site)? = value["external_site_id"], !site.isEmpty, site.utf8.count <= 200 else {
+            throw invalid("external_site_id must be a non-empty string")
+        }
+        guard case .string(let startText)? = value["start"], case .zoned(let start) = ISO8601.parse(startText),
+            case .string(let endText)? = value["end"], case .zoned(let end) = ISO8601.parse(endText)
+        else { throw invalid("start and end must be ISO-8601 instants with a zone (2026-03-01T00:00:00Z)") }
+        guard start < end, end - start <= 366 * 86_400 else { throw invalid("start must be before end, at most 366 days apart") }
+        self = .backfill(organizationID: organizationID, externalSiteID: site, start: start, end: end)
+    }
+}
+
+extension JSONValue {
+    var textValue: String? {
+        switch self {
+        case .string(let text), .number(let text): text
+        default: nil
+        }
+    }
+}
+
+/// One site's outcome, as the response lists it.
+public struct SiteOutcome: Sendable, Equatable {
+    public var organizationID: Int64
+    public var externalSiteID: String
+    public var status: SyncStatus
+    public var window: (start: Int64, end: Int64)?
+    public var objects: [String] = []
+    public var error: String?
+    /// Readings slots the written windows hold.
+    public var slots = 0
+    public var calls = 0
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.organizationID == rhs.organizationID && lhs.externalSiteID == rhs.externalSiteID && lhs.status == rhs.status
+            && lhs.window?.start == rhs.window?.start && lhs.window?.end == rhs.window?.end && lhs.objects == rhs.objects && lhs.error == rhs.error
+    }
+}
+
+/// The fetch engine, shared by every vendor's function: credentials and sites from PostgreSQL,
+/// windows from each site's cursor, vendor calls within quotas and the invocation's deadline,
+/// the answers written verbatim to `raw/`, and the outcome recorded per site and credential.
+public final class Fetcher: LambdaByteHandler {
+    public let driver: any VendorDriver
+    public let configuration: FetcherConfiguration
+    private let store: any ObjectStore
+    private let zones: ZoneDatabase
+    private let clock: @Sendable () -> Int64
+    private var database: PostgresConnection?
+    private var http: HTTPClient?
+
+    public init(
+        driver: any VendorDriver, configuration: FetcherConfiguration, store: any ObjectStore, zones: ZoneDatabase = .standard(),
+        clock: @escaping @Sendable () -> Int64 = WallClock.milliseconds
+    ) {
+        self.driver = driver
+        self.configuration = configuration
+        self.store = store
+        self.zones = zones
+        self.clock = clock
+    }
+
+    public func handle(_ event: [UInt8], context: LambdaContext) throws -> [UInt8] {
+        let request = try FetchRequest(event: event)
+        let started = clock()
+        let connection: PostgresConnection
+        do {
+            connection = try database ?? configuration.database.connect()
+        } catch {
+            throw FetchFailure(reason: "cannot reach PostgreSQL: \(error)")
+        }
+        database = connection
+        let client = try http ?? HTTPClient(configuration: .init(connectTimeout: .seconds(5), caBundlePath: configuration.caBundlePath))
+        http = client
+        let caller = VendorCaller(http: client, policy: configuration.retry, timeLeft: { context.remainingTime })
+        var run = Run(fetcher: self, integrations: Integrations(connection: connection), caller: caller, context: context, request: request)
+        do {
+            try run.execute()
+        } catch {
+            database = nil  // (reconnect next time: the failure may have been the connection)
+            throw FetchFailure(reason: "database failure during the run: \(error)")
+        }
+        emitMetrics(run, caller: caller, duration: clock() - started, context: context)
+        return Self.response(run.outcomes)
+    }
+
+    // MARK: - One invocation
+
+    private struct Run {
+        let fetcher: Fetcher
+        let integrations: Integrations
+        let caller: VendorCaller
+        let context: LambdaContext
+        let request: FetchRequest
+        var outcomes: [SiteOutcome] = []
+        var sessions: [Int64: any VendorSession] = [:]
+        /// Credentials paused during this run, with the reason.
+        var paused: [Int64: String] = [:]
+        /// Credentials refused during this run (every site of theirs fails the same way).
+        var refused: [Int64: String] = [:]
+        var discovered = 0
+
+        var driver: any VendorDriver { fetcher.driver }
+        var now: Int64 { fetcher.clock() / 1000 }
+
+        mutating func execute() throws {
+            let vendor = driver.source
+            switch request {
+            case .scheduled:
+                let credentials = try integrations.activeCredentials(vendor: vendor)
+                var work: [(credential: StoredCredential, site: IntegrationSite)] = []
+                for credential in credentials {
+                    if timeIsShort { break }
+                    try prepare(credential)
+                    for site in try integrations.activeSites(credentialID: credential.id) { work.append((credential, site)) }
+                }
+                // The longest unsynced first, across credentials: a short deadline leaves the freshest.
+                work.sort { ($0.site.cursor ?? Int64.min, $0.site.id) < ($1.site.cursor ?? Int64.min, $1.site.id) }
+                for (credential, site) in work {
+                    outcomes.append(try sync(site, credential: credential, range: nil))
+                }
+                for credential in credentials { try recordCredential(credential) }
+            case .backfill(let organizationID, let externalSiteID, let start, let end):
+                guard let site = try integrations.site(organizationID: organizationID, vendor: vendor, externalSiteID: externalSiteID) else {
+                    outcomes.append(SiteOutcome(organizationID: organizationID, externalSiteID: externalSiteID, status: .error, window: (start, end),
+                                                error: "no \(vendor.rawValue) site \(externalSiteID) is registered for organisation \(organizationID)"))
+                    return
+                }
+                guard let credentialID = site.credentialID, let credential = try integrations.credential(id: credentialID), credential.isUsable else {
+                    outcomes.append(SiteOutcome(organizationID: organizationID, externalSiteID: externalSiteID, status: .error, window: (start, end),
+                                                error: "the site has no active credential"))
+                    return
+                }
+                try open(credential)
+                outcomes.append(try sync(site, credential: credential, range: (start, end)))
+                try recordCredential(credential)
+            }
+        }
+
+        var timeIsShort: Bool { context.remainingTime < fetcher.configuration.minimumTimeLeft }
+
+        /// Opens the credential's session and discovers its new sites.
+        mutating func prepare(_ credential: StoredCredential) throws {
+            try open(credential)
+            guard let session = sessions[credential.id], paused[credential.id] == nil, refused[credential.id] == nil else { return }
+            let before = caller.calls
+            do {
+                if let listed = try session.discover() { try register(listed, of: credential) }
+            } catch let error as VendorError {
+                try handle(error, credential: credential)
+                log(.warning, "site discovery failed", credential: credential, error: error.description)
+            }
+            try integrations.countCalls(credentialID: credential.id, scope: "account", day: Timestamp.day(epochSeconds: now),
+                                        count: caller.calls - before)
+        }
+
+        mutating func open(_ credential: StoredCredential) throws {
+            guard sessions[credential.id] == nil, refused[credential.id] == nil else { return }
+            if let until = credential.rateLimitedUntil, until > now {
+                paused[credential.id] = "rate limited by the vendor until \(Timestamp.rfc3339(milliseconds: until * 1000))"
+                return
+            }
+            let plaintext: [UInt8]
+            do {
+                plaintext = try CredentialEnvelope.open(credential.envelope, keys: fetcher.configuration.keys)
+            } catch {
+                refused[credential.id] = "the stored credential does not open: \(error)"
+                return
+            }
+            do {
+                let clock = fetcher.clock
+                sessions[credential.id] = try driver.session(plaintext: plaintext, caller: caller, now: { clock() })
+            } catch {
+                refused[credential.id] = error.description
+            }
+        }
+
+        /// Stores sites the vendor listed that are new: active with the vendor's zone, or (GoodWe
+        /// gives none) the zone all the credential's other sites share, else inactive, saying why.
+        mutating func register(_ listed: [DiscoveredSite], of credential: StoredCredential) throws {
+            let known = try integrations.sites(credentialID: credential.id)
+            let knownIDs = Set(known.map(\.externalSiteID))
+            let zones = Set(known.filter(\.isActive).map(\.timeZone))
+            for site in listed where !knownIDs.contains(site.externalSiteID) {
+                var zone = site.timeZone
+                var source = "vendor"
+                var inactive: String?
+                if let named = zone, (try? fetcher.zones.rules(named)) == nil {
+                    inactive = "the vendor gave the time zone \"\(named.prefix(64))\", which is not an IANA zone here; set one with meterlake site add"
+                    zone = nil
+                } else if zone == nil {
+                    if zones.count == 1 {
+                        zone = zones.first
+                        source = "inferred"
+                    } else {
+                        inactive = "\(driver.source.rawValue) gives no time zone: set one with `meterlake site add --org \(credential.organizationID) --vendor \(driver.source.rawValue) --site \(site.externalSiteID) --time-zone Area/City`"
+                    }
+                }
+                if try integrations.addDiscoveredSite(
+                    organizationID: credential.organizationID, vendor: driver.source, credentialID: credential.id,
+                    externalSiteID: site.externalSiteID, name: site.name, timeZone: zone, zoneSource: source, inactiveReason: inactive)
+                {
+                    discovered += 1
+                    log(.info, inactive == nil ? "new site discovered" : "new site discovered, inactive", credential: credential,
+                        site: site.externalSiteID, error: inactive)
+                }
+            }
+        }
+
+        /// Records what a vendor error means for the credential.
+        mutating func handle(_ error: VendorError, credential: StoredCredential) throws {
+            switch error {
+            case .rateLimited(let until, let reason):
+                paused[credential.id] = reason
+                try integrations.pauseCredential(id: credential.id, until: until, reason: reason)
+            case .credentialRefused(let reason):
+                refused[credential.id] = reason
+            case .failed:
+                break
+            }
+        }
+
+        mutating func recordCredential(_ credential: StoredCredential) throws {
+            guard sessions[credential.id] != nil || refused[credential.id] != nil else { return }  // (paused before the run)
+            let siteErrors = outcomes.filter { $0.status == .error && $0.organizationID == credential.organizationID }.compactMap(\.error)
+            try integrations.recordCredentialUse(id: credential.id, error: refused[credential.id] ?? paused[credential.id] ?? siteErrors.first)
+        }
+
+        // MARK: One site
+
+        mutating func sync(_ site: IntegrationSite, credential: StoredCredential, range: (start: Int64, end: Int64)?) throws -> SiteOutcome {
+            var outcome = SiteOutcome(organizationID: site.organizationID, externalSiteID: site.externalSiteID, status: .skipped)
+            if let reason = paused[credential.id] {
+                outcome.status = .rateLimited
+                outcome.error = reason
+                try integrations.recordSync(siteID: site.id, status: .rateLimited, error: reason, cursor: nil)
+                return outcome
+            }
+            if let reason = refused[credential.id] {
+                outcome.status = .error
+                outcome.error = reason
+                try integrations.recordSync(siteID: site.id, status: .error, error: reason, cursor: nil)
+                return outcome
+            }
+            guard !timeIsShort else {
+                outcome.error = "the invocation's deadline was near; the next run continues"
+                return outcome  // (its cursor and status stay: nothing was tried)
+            }
+            guard let session = sessions[credential.id] else { return outcome }
+            guard try integrations.tryLockSite(site.id) else {
+                outcome.error = "another run is fetching this site"
+                return outcome
+            }
+            defer { try? integrations.unlockSite(site.id) }
+
+            let zone: ZoneRules
+            do {
+                zone = try fetcher.zones.rules(site.timeZone)
+            } catch {
+                outcome.status = .error
+                outcome.error = "the site's time zone: \(error)"
+                try integrations.recordSync(siteID: site.id, status: .error, error: outcome.error, cursor: nil)
+                return outcome
+            }
+
+            // The window: from the cursor (less the overlap) or local midnight of yesterday, to now.
+            let slot = driver.slot
+            let latest = now / slot * slot
+            var start: Int64
+            var end: Int64
+            if let range {
+                start = range.start / slot * slot
+                end = min(latest, (range.end + slot - 1) / slot * slot)
+            } else {
+                start = site.cursor.map { $0 - fetcher.configuration.overlap } ?? zone.startOfLocalDay(containing: now - 86_400)
+                start = max(start / slot * slot, latest - fetcher.configuration.maximumBacklog)
+                end = latest
+            }
+            outcome.window = (start, max(start, end))
+            guard start < end else {
+                outcome.status = .success
+                try integrations.recordSync(siteID: site.id, status: .success, error: nil, cursor: nil)
+                return outcome
+            }
+
+            // The calls a quota leaves this run (hourly runs later today keep theirs).
+            let day = Timestamp.day(epochSeconds: now)
+            let scope = "site:" + site.externalSiteID
+            var allowance = Int.max
+            if let quota = driver.dailySiteQuota {
+                let used = try integrations.calls(credentialID: credential.id, scope: scope, day: day)
+                let perRun = session.callsNeeded(site: site.externalSiteID, start: latest - 3600, end: latest, zone: zone)
+                allowance = QuotaPlan.allowance(limit: quota, used: used, now: now, perRun: perRun)
+            }
+
+            var cursor: Int64?
+            var spent = 0
+            let pieces = windows(from: start, to: end, maximum: driver.maximumWindow)
+            var stopped: (status: SyncStatus, reason: String)?
+            for (index, piece) in pieces.enumerated() {
+                if index > 0, timeIsShort {
+                    stopped = (.partial, "the invocation's deadline was near after \(index) of \(pieces.count) windows; the next run continues")
+                    break
+                }
+                let needed = session.callsNeeded(site: site.externalSiteID, start: piece.start, end: piece.end, zone: zone)
+                if spent + needed > allowance {
+                    stopped = (.rateLimited, "the day's \(driver.source.rawValue) quota plan leaves no calls for this window (\(allowance) allowed this run); the next run continues")
+                    break
+                }
+                let before = caller.calls
+                let answers: [VendorAnswer]
+                do {
+                    answers = try session.fetch(site: site.externalSiteID, start: piece.start, end: piece.end, zone: zone)
+                } catch {
+                    spent += caller.calls - before
+                    try integrations.countCalls(credentialID: credential.id, scope: scope, day: day, count: caller.calls - before)
+                    try handle(error, credential: credential)
+                    switch error {
+                    case .rateLimited: stopped = (.rateLimited, error.description)
+                    default: stopped = (.error, error.description)
+                    }
+                    break
+                }
+                spent += caller.calls - before
+                try integrations.countCalls(credentialID: credential.id, scope: scope, day: day, count: caller.calls - before)
+                do {
+                    let key = try write(FetchedWindow(
+                        source: driver.source, format: driver.format, organizationID: site.organizationID, siteID: site.externalSiteID,
+                        timeZone: zone.name, fetchedAt: fetcher.clock(), start: piece.start, end: piece.end, answers: answers), sequence: index + 1)
+                    outcome.objects.append(key)
+                    outcome.slots += Int((piece.end - piece.start) / slot)
+                } catch {
+                    stopped = (.error, "writing the window to the lake failed: \(error)")
+                    break
+                }
+                if range == nil { cursor = piece.end }
+            }
+            outcome.calls = spent
+            if let stopped {
+                outcome.status = outcome.objects.isEmpty ? stopped.status : .partial
+                outcome.error = stopped.reason
+            } else {
+                outcome.status = .success
+            }
+            try integrations.recordSync(siteID: site.id, status: outcome.status, error: outcome.error, cursor: cursor)
+            log(outcome.status == .success ? .info : .warning, "site \(outcome.status.rawValue)", credential: credential, site: site.externalSiteID,
+                error: outcome.error, extra: ["objects": .stringConvertible(outcome.objects.count), "calls": .stringConvertible(spent),
+                                              "window": .string(Timestamp.rfc3339(milliseconds: start * 1000) + "/" + Timestamp.rfc3339(milliseconds: end * 1000))])
+            return outcome
+        }
+
+        /// Writes one window under a key no earlier run used.
+        func write(_ window: FetchedWindow, sequence: Int) throws(ObjectStoreError) -> String {
+            var sequence = sequence
+            while true {
+                let key = FetchedWindowKey.key(source: window.source, organizationID: window.organizationID, siteID: window.siteID,
+                                               fetchedAt: window.fetchedAt, sequence: sequence)
+                if try fetcher.store.head(key) == nil {
+                    try fetcher.store.put(key, body: .bytes(window.envelope()), contentType: "application/json")
+                    return key
+                }
+                sequence += 100
+            }
+        }
+
+        func log(_ level: Logger.Level, _ message: String, credential: StoredCredential, site: String? = nil, error: String? = nil,
+                 extra: Logger.Metadata = [:]) {
+            var metadata: Logger.Metadata = extra
+            metadata["organization"] = .stringConvertible(credential.organizationID)
+            metadata["credential"] = .stringConvertible(credential.id)
+            metadata["vendor"] = .string(driver.source.rawValue)
+            if let site { metadata["site"] = .string(site) }
+            if let error { metadata["error"] = .string(error) }
+            context.logger.log(level: level, "\(message)", metadata: metadata)
+        }
+    }
+
+    // MARK: - Output
+
+    private func emitMetrics(_ run: Run, caller: VendorCaller, duration: Int64, context: LambdaContext) {
+        var metrics = EmbeddedMetrics(dimensionSets: [["Vendor"]])
+        metrics.dimension("Vendor", driver.source.rawValue)
+        let outcomes = run.outcomes
+        metrics.metric("Sites", outcomes.count)
+        metrics.metric("SitesFetched", outcomes.filter { $0.status == .success || $0.status == .partial }.count)
+        metrics.metric("SitesDiscovered", run.discovered)
+        metrics.metric("Calls", caller.calls)
+        metrics.metric("Retries", caller.retries)
+        metrics.metric("Rows", outcomes.reduce(0) { $0 + $1.slots })
+        metrics.metric("Objects", outcomes.reduce(0) { $0 + $1.objects.count })
+        metrics.metric("RateLimited", outcomes.filter { $0.status == .rateLimited }.count)
+        metrics.metric("Errors", outcomes.filter { $0.status == .error }.count)
+        metrics.metric("Skipped", outcomes.filter { $0.status == .skipped }.count)
+        metrics.metric("Duration", duration, unit: .milliseconds)
+        metrics.property("requestId", context.requestID)
+        metrics.emit(timestamp: clock(), to: context.logOutput)
+    }
+
+    static func response(_ outcomes: [SiteOutcome]) -> [UInt8] {
+        var json = JSONWriter()
+        json.beginObject()
+        json.key("sites")
+        json.beginArray()
+        for outcome in outcomes {
+            json.beginObject()
+            json.key("organization_id"); json.number(outcome.organizationID)
+            json.key("external_site_id"); json.string(outcome.externalSiteID)
+            json.key("status"); json.string(outcome.status.rawValue)
+            json.key("window")
+            if let window = outcome.window {
+                json.beginObject()
+                json.key("start"); json.string(Timestamp.rfc3339(milliseconds: window.start * 1000))
+                json.key("end"); json.string(Timestamp.rfc3339(milliseconds: window.end * 1000))
+                json.endObject()
+            } else {
+                json.null()
+            }
+            json.key("objects")
+            json.beginArray()
+            for key in outcome.objects { json.string(key) }
+            json.endArray()
+            json.key("error")
+            if let error = outcome.error { json.string(error) } else { json.null() }
+            json.endObject()
+        }
+        json.endArray()
+        json.endObject()
+        return json.bytes
+    }
+}
+
+extension StoredCredential {
+    var isUsable: Bool { true }
+}
+
+/// A failure of the run itself (the database unreachable): the invocation fails and is retried.
+public struct FetchFailure: ReportableError, CustomStringConvertible {
+    public var reason: String
+    public var errorType: String { "Fetcher.Transient" }
+    public var description: String { reason }
+}

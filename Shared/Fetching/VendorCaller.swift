@@ -1,0 +1,135 @@
+import Core
+import HTTPClient
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why a vendor call, a site or a credential failed. Messages never hold a key, password or token:
+/// every text that came from outside passes through the caller's ``Redactor`` first.
+public enum VendorError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The vendor said "too many requests": no more calls with this credential before `until` (Unix seconds).
+    case rateLimited(until: Int64, reason: String)
+    /// The credential itself was refused (bad key, wrong password, revoked): its other sites would fail too.
+    case credentialRefused(String)
+    /// This request failed (after its retries); other sites may still work.
+    case failed(String)
+
+    public var description: String {
+        switch self {
+        case .rateLimited(let until, let reason): "\(reason) (paused until \(Timestamp.rfc3339(milliseconds: until * 1000)))"
+        case .credentialRefused(let reason): reason
+        case .failed(let reason): reason
+        }
+    }
+}
+
+/// Removes secrets from text that may echo them (a vendor's error body, a URL).
+public struct Redactor: Sendable {
+    private let secrets: [String]
+
+    public init(secrets: [String]) {
+        // Short values would redact ordinary words; a real secret is longer than 3 characters.
+        self.secrets = secrets.filter { $0.count > 3 }.sorted { $0.count > $1.count }
+    }
+
+    public func callAsFunction(_ text: String) -> String {
+        var text = text
+        for secret in secrets {
+            text = text.replacing(secret, with: "***")
+            let encoded = SecretEncoding.percentEncoded(secret)
+            if encoded != secret { text = text.replacing(encoded, with: "***") }
+        }
+        return text
+    }
+}
+
+enum SecretEncoding {
+    static func percentEncoded(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let hex = Array("0123456789ABCDEF".unicodeScalars)
+                out += "%" + String(hex[Int(byte >> 4)]) + String(hex[Int(byte & 0xF)])
+            }
+        }
+        return out
+    }
+}
+
+/// How transient failures are retried: at most `attempts` tries per request, with full-jitter
+/// exponential backoff capped at `cap`.
+public struct RetryPolicy: Sendable {
+    public var attempts = 3
+    public var base: Duration = .milliseconds(400)
+    public var cap: Duration = .seconds(5)
+    public var requestTimeout: Duration = .seconds(30)
+
+    public init() {}
+
+    /// The wait before retry `attempt` (1-based): uniform in [0, min(cap, base·2^(attempt-1))].
+    func delay(attempt: Int) -> Duration {
+        let ceiling = min(cap, base * (1 << min(attempt - 1, 16)))
+        let (seconds, attoseconds) = ceiling.components
+        let nanoseconds = UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+        return .nanoseconds(Int64(nanoseconds == 0 ? 0 : UInt64.random(in: 0...nanoseconds)))
+    }
+}
+
+/// Sends a vendor's requests: counts every attempt (quotas count attempts), retries transient
+/// failures (5xx, dropped connections, timeouts), and turns everything else into a response for
+/// the driver to read. Not `Sendable`: one per worker, like its ``HTTPClient``.
+public final class VendorCaller {
+    let http: HTTPClient
+    let policy: RetryPolicy
+    let sleep: (Duration) -> Void
+    /// Seconds left before the invocation's deadline; no request or wait may outlast it.
+    let timeLeft: () -> Duration
+    /// Requests sent, attempts included.
+    public private(set) var calls = 0
+    public private(set) var retries = 0
+
+    public init(http: HTTPClient, policy: RetryPolicy = RetryPolicy(), timeLeft: @escaping () -> Duration = { .seconds(900) },
+                sleep: @escaping (Duration) -> Void = WallClock.sleep(for:)) {
+        self.http = http
+        self.policy = policy
+        self.timeLeft = timeLeft
+        self.sleep = sleep
+    }
+
+    /// Sends `request` (whose URL may hold a secret) and returns any complete response; throws
+    /// ``VendorError/failed(_:)`` when every attempt failed in transit or with a 5xx.
+    public func send(_ request: HTTPRequest, what: String, redact: Redactor) throws(VendorError) -> HTTPResponse {
+        var request = request
+        var attempt = 0
+        while true {
+            attempt += 1
+            request.timeout = min(policy.requestTimeout, max(.seconds(1), timeLeft() - .seconds(2)))
+            calls += 1
+            let failure: String
+            do {
+                let response = try http.send(request, into: .memory(limit: 16 * 1024 * 1024))
+                guard response.status >= 500 else { return response }
+                failure = "\(what): HTTP \(response.status) \(redact(excerpt(response.body)))"
+            } catch {
+                guard error.isTransient else { throw .failed(redact("\(what): \(error)")) }
+                failure = redact("\(what): \(error)")
+            }
+            let wait = policy.delay(attempt: attempt)
+            guard attempt < policy.attempts, timeLeft() > wait + .seconds(3) else {
+                throw .failed(failure + (attempt > 1 ? " (after \(attempt) attempts)" : ""))
+            }
+            retries += 1
+            sleep(wait)
+        }
+    }
+
+    func excerpt(_ body: [UInt8]) -> String {
+        let text = String(decoding: body.prefix(200), as: UTF8.self)
+        return String(text.unicodeScalars.map { $0.value < 0x20 ? " " : Character($0) })
+    }
+}

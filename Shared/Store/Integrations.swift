@@ -1,0 +1,204 @@
+import Core
+import Postgres
+
+/// A vendor credential as stored: sealed, never opened here.
+public struct StoredCredential: Sendable, Equatable {
+    public var id: Int64
+    public var organizationID: Int64
+    public var vendor: SourceSystem
+    public var authType: String
+    /// base64(nonce ‖ ciphertext ‖ tag), AES-256-GCM.
+    public var envelope: String
+    /// Unix seconds before which no call may use it (a vendor said "too many requests").
+    public var rateLimitedUntil: Int64?
+}
+
+/// A site the fetchers keep in sync.
+public struct IntegrationSite: Sendable, Equatable {
+    public var id: Int64
+    public var organizationID: Int64
+    public var credentialID: Int64?
+    public var externalSiteID: String
+    public var name: String?
+    public var timeZone: String
+    public var isActive: Bool
+    /// The end of its last fully fetched window, Unix seconds; `nil` when never synced.
+    public var cursor: Int64?
+}
+
+/// The outcome of one site's sync, as `integration_site.last_sync_status` records it.
+public enum SyncStatus: String, Sendable, Codable, CaseIterable {
+    case success, partial, rateLimited = "rate_limited", error, skipped
+}
+
+/// `integration_credential`, `integration_site` and `vendor_call_count`: what the fetchers and
+/// the operator command read and write. All of their SQL lives here.
+public struct Integrations {
+    public let connection: PostgresConnection
+
+    public init(connection: PostgresConnection) { self.connection = connection }
+
+    // MARK: Credentials
+
+    /// Stores a sealed credential, active; returns its id.
+    public func addCredential(organizationID: Int64, vendor: SourceSystem, authType: String, envelope: String, tokenExpiresAt: Int64? = nil) throws -> Int64 {
+        let rows = try connection.query("""
+            INSERT INTO integration_credential (organization_id, data_source_id, auth_type, encrypted_credentials, token_expires_at)
+            VALUES ($1, $2, $3, $4, to_timestamp($5::bigint)) RETURNING id
+            """, [String(organizationID), String(vendor.id), authType, envelope, tokenExpiresAt.map(String.init)])
+        return Int64(rows[0, "id"]!)!
+    }
+
+    /// Every active credential of a vendor, oldest first.
+    public func activeCredentials(vendor: SourceSystem) throws -> [StoredCredential] {
+        try credentials(where: "is_active AND data_source_id = $1", [String(vendor.id)])
+    }
+
+    public func credential(id: Int64) throws -> StoredCredential? {
+        try credentials(where: "id = $1", [String(id)]).first
+    }
+
+    /// The organisation's active credentials of a vendor.
+    public func activeCredentials(organizationID: Int64, vendor: SourceSystem) throws -> [StoredCredential] {
+        try credentials(where: "is_active AND organization_id = $1 AND data_source_id = $2", [String(organizationID), String(vendor.id)])
+    }
+
+    private func credentials(where condition: String, _ parameters: [String?]) throws -> [StoredCredential] {
+        let rows = try connection.query("""
+            SELECT id, organization_id, data_source_id, auth_type, encrypted_credentials,
+                   extract(epoch FROM rate_limited_until)::bigint AS rate_limited_until
+            FROM integration_credential WHERE \(condition) ORDER BY id
+            """, parameters)
+        return (0..<rows.count).compactMap { row in
+            guard let source = SourceSystem.allCases.first(where: { String($0.id) == rows[row, "data_source_id"] }) else { return nil }
+            return StoredCredential(
+                id: Int64(rows[row, "id"]!)!, organizationID: Int64(rows[row, "organization_id"]!)!, vendor: source,
+                authType: rows[row, "auth_type"]!, envelope: rows[row, "encrypted_credentials"]!,
+                rateLimitedUntil: rows[row, "rate_limited_until"].flatMap { Int64($0) })
+        }
+    }
+
+    /// Records a use of the credential: `error` (already free of secrets) or a success.
+    public func recordCredentialUse(id: Int64, error: String?) throws {
+        try connection.query("""
+            UPDATE integration_credential SET last_used_at = now(), last_error = $2, updated_at = now() WHERE id = $1
+            """, [String(id), error])
+    }
+
+    /// No calls with this credential before `until` (Unix seconds).
+    public func pauseCredential(id: Int64, until: Int64, reason: String) throws {
+        try connection.query("""
+            UPDATE integration_credential SET rate_limited_until = to_timestamp($2::bigint), last_error = $3, updated_at = now()
+            WHERE id = $1
+            """, [String(id), String(until), reason])
+    }
+
+    // MARK: Sites
+
+    /// The credential's active sites, the longest unsynced first (never synced before all).
+    public func activeSites(credentialID: Int64) throws -> [IntegrationSite] {
+        try sites(where: "is_active AND credential_id = $1", [String(credentialID)])
+    }
+
+    /// Every site of the credential, active or not.
+    public func sites(credentialID: Int64) throws -> [IntegrationSite] {
+        try sites(where: "credential_id = $1", [String(credentialID)])
+    }
+
+    /// One site by its vendor id.
+    public func site(organizationID: Int64, vendor: SourceSystem, externalSiteID: String) throws -> IntegrationSite? {
+        try sites(where: "organization_id = $1 AND data_source_id = $2 AND external_site_id = $3",
+                  [String(organizationID), String(vendor.id), externalSiteID]).first
+    }
+
+    private func sites(where condition: String, _ parameters: [String?]) throws -> [IntegrationSite] {
+        let rows = try connection.query("""
+            SELECT id, organization_id, credential_id, external_site_id, external_site_name, time_zone, is_active,
+                   extract(epoch FROM sync_cursor)::bigint AS cursor
+            FROM integration_site WHERE \(condition) ORDER BY sync_cursor NULLS FIRST, id
+            """, parameters)
+        return (0..<rows.count).map { row in
+            IntegrationSite(
+                id: Int64(rows[row, "id"]!)!, organizationID: Int64(rows[row, "organization_id"]!)!,
+                credentialID: rows[row, "credential_id"].flatMap { Int64($0) }, externalSiteID: rows[row, "external_site_id"]!,
+                name: rows[row, "external_site_name"], timeZone: rows[row, "time_zone"]!, isActive: rows[row, "is_active"] == "t",
+                cursor: rows[row, "cursor"].flatMap { Int64($0) })
+        }
+    }
+
+    /// Registers a site the vendor listed, unless it is known already; true when it was new.
+    /// A site without a zone is stored inactive, with `lastSyncError` saying why.
+    @discardableResult
+    public func addDiscoveredSite(
+        organizationID: Int64, vendor: SourceSystem, credentialID: Int64, externalSiteID: String, name: String?,
+        timeZone: String?, zoneSource: String, inactiveReason: String? = nil
+    ) throws -> Bool {
+        try connection.query("""
+            INSERT INTO integration_site (organization_id, credential_id, data_source_id, external_site_id, external_site_name,
+                time_zone, time_zone_source, is_active, last_sync_error, discovered_at)
+            VALUES ($1, $2, $3, $4, $5, coalesce($6, 'UTC'), $7, $8, $9, now())
+            ON CONFLICT (organization_id, data_source_id, external_site_id) DO NOTHING
+            RETURNING id
+            """, [String(organizationID), String(credentialID), String(vendor.id), externalSiteID, name, timeZone, zoneSource,
+                  inactiveReason == nil ? "true" : "false", inactiveReason]).count == 1
+    }
+
+    /// Registers or updates a site by hand (`meterlake site add`): active, with its zone.
+    public func upsertSite(
+        organizationID: Int64, vendor: SourceSystem, credentialID: Int64, externalSiteID: String, timeZone: String?
+    ) throws -> Int64 {
+        let rows = try connection.query("""
+            INSERT INTO integration_site (organization_id, credential_id, data_source_id, external_site_id, time_zone, time_zone_source, is_active)
+            VALUES ($1, $2, $3, $4, coalesce($5, 'UTC'), 'configured', true)
+            ON CONFLICT (organization_id, data_source_id, external_site_id) DO UPDATE SET
+                credential_id = EXCLUDED.credential_id, is_active = true, last_sync_error = NULL,
+                time_zone = coalesce($5, integration_site.time_zone),
+                time_zone_source = CASE WHEN $5 IS NULL THEN integration_site.time_zone_source ELSE 'configured' END
+            RETURNING id
+            """, [String(organizationID), String(credentialID), String(vendor.id), externalSiteID, timeZone])
+        return Int64(rows[0, "id"]!)!
+    }
+
+    /// Records a site's sync; `cursor` (Unix seconds) moves only when given.
+    public func recordSync(siteID: Int64, status: SyncStatus, error: String?, cursor: Int64?) throws {
+        try connection.query("""
+            UPDATE integration_site SET last_sync_at = now(), last_sync_status = $2, last_sync_error = $3,
+                sync_cursor = coalesce(to_timestamp($4::bigint), sync_cursor)
+            WHERE id = $1
+            """, [String(siteID), status.rawValue, error, cursor.map(String.init)])
+    }
+
+    // MARK: Quota
+
+    /// Calls counted so far for a quota scope on a UTC day (`YYYY-MM-DD`).
+    public func calls(credentialID: Int64, scope: String, day: String) throws -> Int {
+        let rows = try connection.query("SELECT calls FROM vendor_call_count WHERE credential_id = $1 AND scope = $2 AND day = $3::date",
+                                        [String(credentialID), scope, day])
+        return rows.count == 1 ? Int(rows[0, "calls"]!)! : 0
+    }
+
+    /// Adds `count` calls to a scope's day; returns the new total.
+    @discardableResult
+    public func countCalls(credentialID: Int64, scope: String, day: String, count: Int = 1) throws -> Int {
+        let rows = try connection.query("""
+            INSERT INTO vendor_call_count (credential_id, scope, day, calls) VALUES ($1, $2, $3::date, $4)
+            ON CONFLICT (credential_id, scope, day) DO UPDATE SET calls = vendor_call_count.calls + EXCLUDED.calls
+            RETURNING calls
+            """, [String(credentialID), scope, day, String(count)])
+        return Int(rows[0, "calls"]!)!
+    }
+
+    // MARK: Exclusion
+
+    /// Takes the site's advisory lock for this session, if no other run holds it. The lock's key
+    /// hashes the schema with the site, so deployments sharing a database do not block each other.
+    public func tryLockSite(_ siteID: Int64) throws -> Bool {
+        try connection.query("SELECT pg_try_advisory_lock(\(Self.lockKey)) AS locked", [String(siteID)])[0, "locked"] == "t"
+    }
+
+    public func unlockSite(_ siteID: Int64) throws {
+        try connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", [String(siteID)])
+    }
+
+    private static let lockKey = "hashtextextended('meterlake.fetch:' || current_schema() || ':' || $1::text, 0)"
+}

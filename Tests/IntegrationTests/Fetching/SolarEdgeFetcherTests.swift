@@ -1,0 +1,251 @@
+import Core
+import Foundation
+import Store
+import Testing
+import TestSupport
+
+/// The SolarEdge fetcher end to end: built binary → fake SolarEdge → moto → validator → rows.
+@Suite struct SolarEdgeFetcherTests {
+    static let account = #"{"api_key": "se-account-key-0123456789"}"#
+    static var sites: [String: Any] { [
+        "3017452": ["name": "Scheune", "timeZone": "Europe/Berlin", "sensors": true],
+        "3017453": ["name": "Weingut", "timeZone": "Europe/Berlin", "sensors": false],
+    ] }
+    static var config: [String: Any] { [
+        "solaredge": ["keys": ["se-account-key-0123456789": ["kind": "account", "sites": ["3017452", "3017453"]]], "sites": sites],
+    ] }
+
+    /// A Berlin local day as one backfill: every quarter hour is a row, each value the fake's for
+    /// that exact UTC instant (an hour off anywhere would change it), DST days included.
+    @Test(arguments: [
+        ("2026-06-14T22:00:00Z", "2026-06-15T22:00:00Z", 96),  // a normal summer day
+        ("2026-03-28T23:00:00Z", "2026-03-29T22:00:00Z", 92),  // spring forward: 02:00–02:45 do not exist
+        ("2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z", 100),  // fall back: 02:00–02:45 twice
+    ])
+    func aLocalDayIsExactRows(start: String, end: String, slots: Int) throws {
+        let harness = try FetcherHarness(vendorConfig: Self.config)
+        let credential = try harness.addCredential(.solarEdge, Self.account)
+        try harness.addSite(.solarEdge, "3017452", zone: "Europe/Berlin", credential: credential)
+
+        let sites = try harness.backfill(.solarEdge, site: "3017452", start, end)
+        try #require(sites.count == 1)
+        #expect(sites[0]["status"] as? String == "success")
+        let objects = try #require(sites[0]["objects"] as? [String])
+        #expect(objects.count == 1)
+        #expect(objects[0].hasPrefix("raw/solaredge/42/\(Timestamp.day(epochSeconds: Int64(Date().timeIntervalSince1970)))/site_3017452_"))
+
+        let files = try harness.validate(objects)
+        #expect(files.map(\.status) == [.validated], "\(files.map { $0.reason ?? "" })")
+        let readings = try harness.readings(site: "3017452")
+        let (from, to) = (Oracle.instant(start), Oracle.instant(end))
+        #expect(readings.count == slots)
+        #expect(Set(readings.keys) == Set(stride(from: from, to: to, by: 900)))
+        var measured = 0
+        for (t, reading) in readings {
+            let expected = Oracle.solarEdgeEnergy(t, zone: "Europe/Berlin")
+            #expect(reading.energy == expected, "energy at \(t)")
+            #expect(reading.power == expected.map { $0 * 4 }, "power at \(t)")
+            #expect(reading.quality == (expected == nil ? "missing" : "measured"))
+            #expect(reading.interval == 900)
+            if expected != nil {
+                measured += 1
+                #expect(reading.other == #"{"measured_by": "INVERTER"}"#)
+            }
+        }
+        #expect(measured > 50)
+        // The gateway's sensors: rows of their own, irradiance and temperature in their columns.
+        let sensors = try harness.readings(site: "3017452", device: "sensors:Gateway 1")
+        #expect(sensors.count == measured)
+        for (t, reading) in sensors {
+            #expect(reading.irradiance == Double(100 + (t / 900) % 7) && reading.temperature == 20.5)
+            #expect(reading.other.contains(#""module_temperature_c": 31"#) && reading.other.contains(#""wind_speed_ms": 2.5"#))
+        }
+        // The lake keeps exactly what the vendor said, with the request (no key) beside it.
+        let raw = try harness.store.list(prefix: "validated/").map(\.key)
+        #expect(raw.count == 1)
+        try harness.expectNoSecret(["se-account-key-0123456789"])
+    }
+
+    /// A scheduled run discovers the account's sites with their zones; a site that failed keeps
+    /// its cursor and the next run closes its gap; late data within the overlap replaces missing rows.
+    @Test func discoveryThenAGapClosedByTheNextRun() throws {
+        let zone = Oracle.daytimeZone()
+        var config = Self.config
+        config["solaredge"] = ["keys": ["se-account-key-0123456789": ["kind": "account", "sites": ["3017452", "3017453"]]],
+                               "sites": ["3017452": ["name": "A", "timeZone": zone, "sensors": false],
+                                         "3017453": ["name": "B", "timeZone": zone, "sensors": false]]]
+        let harness = try FetcherHarness(vendorConfig: config)
+        harness.settings["METERLAKE_FETCH_RETRIES"] = "2"
+        let credential = try harness.addCredential(.solarEdge, Self.account)
+
+        // Site B's energy fails on every try of the first run; one recent slot of A is late.
+        let now = Int64(Date().timeIntervalSince1970)
+        let late = now / 900 * 900 - 1800
+        try harness.vendors.control(["faults": [["path": "/site/3017453/energy", "status": 503, "times": 2]],
+                                     "solaredge": ["gaps": [late]]])
+        let first = try harness.scheduled(.solarEdge)
+        let byID = Dictionary(uniqueKeysWithValues: first.map { ($0["external_site_id"] as! String, $0) })
+        #expect(byID["3017452"]?["status"] as? String == "success")
+        #expect(byID["3017453"]?["status"] as? String == "error")
+        #expect((byID["3017453"]?["error"] as? String)?.contains("HTTP 503") == true)
+        let discovered = try harness.integrations.sites(credentialID: credential)
+        #expect(discovered.map(\.externalSiteID).sorted() == ["3017452", "3017453"])
+        #expect(discovered.allSatisfy { $0.timeZone == zone && $0.isActive })
+        let b = try #require(discovered.first { $0.externalSiteID == "3017453" })
+        #expect(b.cursor == nil)
+        _ = try harness.validate(try harness.rawKeys())
+        #expect(try harness.readings(site: "3017452")[late]?.quality == "missing")
+        #expect(try harness.readings(site: "3017453").isEmpty)
+
+        // The next run: B from local midnight of yesterday (its cursor never moved), A's late slot filled.
+        try harness.vendors.control(["solaredge": ["gaps": []]])
+        let second = try harness.scheduled(.solarEdge)
+        #expect(second.map { $0["status"] as? String } == ["success", "success"])
+        // B, never synced, comes first (oldest cursor first).
+        #expect(second.first?["external_site_id"] as? String == "3017453")
+        _ = try harness.validate(try harness.rawKeys())
+        let a = try harness.readings(site: "3017452")
+        #expect(a[late]?.quality == "measured" && a[late]?.energy == Oracle.solarEdgeEnergy(late, zone: zone))
+        let readingsB = try harness.readings(site: "3017453")
+        let window = try #require(second.first?["window"] as? [String: String])
+        let expected = Set(stride(from: Oracle.instant(window["start"]!), to: Oracle.instant(window["end"]!), by: 900))
+        #expect(Set(readingsB.keys) == expected)
+        #expect(readingsB.values.filter { $0.quality == "measured" }.count > 4)
+        let cursor = try #require(try harness.integrations.sites(credentialID: credential).first { $0.externalSiteID == "3017453" }?.cursor)
+        #expect(cursor == Oracle.instant(window["end"]!))
+        try harness.expectNoSecret(["se-account-key-0123456789"])
+    }
+
+    /// A re-fetched window where the vendor now says nothing keeps what it said before: a
+    /// `missing` row replaces only a `missing` row.
+    @Test func aMissingSlotNeverErasesData() throws {
+        let harness = try FetcherHarness(vendorConfig: Self.config)
+        let credential = try harness.addCredential(.solarEdge, Self.account)
+        try harness.addSite(.solarEdge, "3017453", zone: "Europe/Berlin", credential: credential)
+        let noon = Oracle.instant("2026-06-15T10:00:00Z")
+        let first = try harness.backfill(.solarEdge, site: "3017453", "2026-06-15T09:00:00Z", "2026-06-15T11:00:00Z")
+        _ = try harness.validate(first.first?["objects"] as? [String] ?? [])
+        try harness.vendors.control(["solaredge": ["gaps": [noon, noon + 900]]])
+        let second = try harness.backfill(.solarEdge, site: "3017453", "2026-06-15T09:00:00Z", "2026-06-15T11:00:00Z")
+        #expect(try harness.validate(second.first?["objects"] as? [String] ?? []).map(\.status) == [.validated])
+        let readings = try harness.readings(site: "3017453")
+        #expect(readings.count == 8)
+        #expect(readings[noon]?.quality == "measured" && readings[noon]?.energy == Oracle.solarEdgeEnergy(noon, zone: "Europe/Berlin"))
+        #expect(readings[noon + 900]?.quality == "measured")
+    }
+
+    /// A 429 mid-run: the key is paused until the next UTC day, the rest of its sites are
+    /// `rate_limited` without a call, and the next run makes no call at all.
+    @Test func aQuotaHitMidRunPausesTheKey() throws {
+        let harness = try FetcherHarness(vendorConfig: Self.config)
+        let credential = try harness.addCredential(.solarEdge, Self.account)
+        try harness.addSite(.solarEdge, "3017452", zone: "Europe/Berlin", credential: credential)
+        try harness.addSite(.solarEdge, "3017453", zone: "Europe/Berlin", credential: credential)
+        try harness.vendors.control(["faults": [["path": "/site/3017452/power", "status": 429, "times": 1]]])
+        let first = try harness.scheduled(.solarEdge)
+        #expect(Set(first.map { $0["status"] as! String }) == ["rate_limited"])
+        #expect(first.allSatisfy { $0["objects"] as? [String] == [] })
+        let calls = try harness.vendors.requests().filter { $0.contains("/site/") }
+        #expect(calls == ["GET /solaredge/site/3017452/energy", "GET /solaredge/site/3017452/power"])
+        let stored = try #require(try harness.integrations.credential(id: credential))
+        let midnight = (Int64(Date().timeIntervalSince1970) / 86_400 + 1) * 86_400
+        #expect(stored.rateLimitedUntil == midnight)
+
+        try harness.vendors.control(["reset_stats": true])
+        let second = try harness.scheduled(.solarEdge)
+        #expect(second.map { $0["status"] as? String } == ["rate_limited", "rate_limited"])
+        #expect(try harness.vendors.requests().isEmpty)
+        #expect(try harness.rawKeys().isEmpty)
+    }
+
+    /// The day's quota is planned: a site that used most of it is left for later hourly runs.
+    @Test func theDailyQuotaIsPlanned() throws {
+        let harness = try FetcherHarness(vendorConfig: Self.config)
+        let credential = try harness.addCredential(.solarEdge, Self.account)
+        try harness.addSite(.solarEdge, "3017452", zone: "Europe/Berlin", credential: credential)
+        try harness.addSite(.solarEdge, "3017453", zone: "Europe/Berlin", credential: credential)
+        let today = Timestamp.day(epochSeconds: Int64(Date().timeIntervalSince1970))
+        try harness.integrations.countCalls(credentialID: credential, scope: "site:3017453", day: today, count: 289)
+        let sites = try harness.scheduled(.solarEdge)
+        let byID = Dictionary(uniqueKeysWithValues: sites.map { ($0["external_site_id"] as! String, $0) })
+        #expect(byID["3017452"]?["status"] as? String == "success")
+        #expect(byID["3017453"]?["status"] as? String == "rate_limited")
+        #expect((byID["3017453"]?["error"] as? String)?.contains("quota plan") == true)
+        #expect(try harness.vendors.requests().filter { $0.contains("3017453") }.isEmpty)
+        #expect(try harness.integrations.calls(credentialID: credential, scope: "site:3017452", day: today) == 3)
+    }
+
+    /// 5xx answers and a dropped connection are retried with backoff; every attempt counts
+    /// against the quota.
+    @Test func aFlakyVendorIsRetried() throws {
+        let harness = try FetcherHarness(vendorConfig: Self.config)
+        let credential = try harness.addCredential(.solarEdge, Self.account)
+        try harness.addSite(.solarEdge, "3017453", zone: "Europe/Berlin", credential: credential)
+        try harness.vendors.control(["faults": [
+            ["path": "/site/3017453/energy", "status": 502, "times": 2],
+            ["path": "/site/3017453/power", "drop": true, "times": 1],
+        ]])
+        let sites = try harness.backfill(.solarEdge, site: "3017453", "2026-06-14T22:00:00Z", "2026-06-15T22:00:00Z")
+        #expect(sites.first?["status"] as? String == "success")
+        let today = Timestamp.day(epochSeconds: Int64(Date().timeIntervalSince1970))
+        #expect(try harness.integrations.calls(credentialID: credential, scope: "site:3017453", day: today) == 6)
+        #expect(harness.output.contains(#""Retries":3"#))
+        let files = try harness.validate(sites.first?["objects"] as? [String] ?? [])
+        #expect(files.first?.rowsLoaded == 96)
+    }
+
+    /// A short deadline: work stops being started, the sites left are `skipped` with their
+    /// cursors untouched, and the longest unsynced went first.
+    @Test func aRunMeetsItsDeadline() throws {
+        var sites: [String: Any] = [:]
+        let ids = (1...6).map { "50000\($0)" }
+        for id in ids { sites[id] = ["name": id, "timeZone": "Europe/Berlin", "sensors": false] }
+        let harness = try FetcherHarness(vendorConfig: [
+            "solaredge": ["keys": ["se-site-key-ABCDEFGHIJ": ["kind": "site", "sites": ids]], "sites": sites], "latency_ms": 400,
+        ])
+        harness.settings["METERLAKE_FETCH_MIN_TIME_LEFT_SECONDS"] = "4"
+        let credential = try harness.addCredential(.solarEdge, #"{"api_key": "se-site-key-ABCDEFGHIJ"}"#)
+        let now = Int64(Date().timeIntervalSince1970) / 900 * 900
+        for (index, id) in ids.enumerated() {
+            let site = try harness.addSite(.solarEdge, id, zone: "Europe/Berlin", credential: credential)
+            // Older cursors for the first sites: they must be fetched first.
+            try harness.integrations.recordSync(siteID: site, status: .success, error: nil, cursor: now - Int64(6 - index) * 3600)
+        }
+        let outcome = try harness.scheduled(.solarEdge, secondsLeft: 7)
+        let statuses = outcome.map { $0["status"] as! String }
+        #expect(statuses.contains("success") && statuses.contains("skipped"))
+        #expect(statuses.firstIndex(of: "skipped")! > statuses.lastIndex(of: "success")!)
+        #expect(outcome.map { $0["external_site_id"] as! String } == ids)
+        for site in try harness.integrations.sites(credentialID: credential) where statuses[ids.firstIndex(of: site.externalSiteID)!] == "skipped" {
+            #expect(site.cursor == now - Int64(6 - ids.firstIndex(of: site.externalSiteID)!) * 3600)
+        }
+        // A site key cannot list sites: that is no error.
+        #expect(!statuses.contains("error"))
+    }
+
+    /// A wrong key is refused: every site of it fails with a clear message and no secret.
+    @Test func aWrongKeyIsAClearErrorWithoutTheKey() throws {
+        let harness = try FetcherHarness(vendorConfig: Self.config)
+        let credential = try harness.addCredential(.solarEdge, #"{"api_key": "wrong-key-XYZ123456"}"#)
+        try harness.addSite(.solarEdge, "3017452", zone: "Europe/Berlin", credential: credential)
+        let sites = try harness.scheduled(.solarEdge)
+        #expect(sites.first?["status"] as? String == "error")
+        #expect((sites.first?["error"] as? String)?.contains("HTTP 403") == true)
+        #expect(try harness.integrations.credential(id: credential).map { _ in true } == true)
+        try harness.expectNoSecret(["wrong-key-XYZ123456"])
+    }
+
+    /// A bad event is reported to the runtime and the function keeps serving.
+    @Test func aBadEventIsReportedAndTheNextIsServed() throws {
+        let harness = try FetcherHarness(vendorConfig: Self.config)
+        let outcomes = try harness.fetch(.solarEdge, [#"{"organization_id": 42}"#, FetcherHarness.scheduledEvent])
+        guard case .error(let type, let message) = outcomes[0] else {
+            Issue.record("the bad event was answered")
+            return
+        }
+        #expect(type == "Runtime.InvalidEvent")
+        #expect(message.contains("external_site_id"))
+        #expect(outcomes[1].sites.isEmpty)
+        if case .error = outcomes[1] { Issue.record("the scheduled event after it failed") }
+    }
+}

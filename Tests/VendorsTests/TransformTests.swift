@@ -1,0 +1,200 @@
+import Core
+import Lake
+import Testing
+import TestSupport
+import Vendors
+
+/// The vendor transforms on envelopes written here (the fake vendors' answers are checked end to
+/// end in IntegrationTests/Fetching): fall-back and spring-forward labels, nulls, windows,
+/// broken answers.
+@Suite struct TransformTests {
+    let zones = ZoneDatabase(directory: "/usr/share/zoneinfo")
+
+    func instant(_ text: String) -> Int64 {
+        guard case .zoned(let seconds) = ISO8601.parse(text) else { fatalError(text) }
+        return seconds
+    }
+
+    /// Reads an envelope the way the validator does: through the JSON reader and its transforms.
+    func read(_ window: FetchedWindow, source: SourceSystem? = nil) throws -> ReadingBatch {
+        let reader = try ReadingFileReader(
+            source: MemoryByteSource(window.envelope()), name: "site.json", sourceSystem: source ?? window.source, organizationID: 42,
+            transforms: VendorCatalog.transforms(zones: zones), now: instant("2026-12-01T00:00:00Z"), ingestedAt: 0)
+        var all = ReadingBatch()
+        while let batch = try reader.nextBatch() {
+            all.readings += batch.readings
+            all.violations += batch.violations
+            all.rowsProcessed += batch.rowsProcessed
+        }
+        return all
+    }
+
+    func solarEdge(_ start: String, _ end: String, energy: String, power: String = #"{"power":{"values":[]}}"#) -> FetchedWindow {
+        FetchedWindow(source: .solarEdge, format: SolarEdge.format, organizationID: 42, siteID: "77", timeZone: "Europe/Berlin",
+                      fetchedAt: 0, start: instant(start), end: instant(end),
+                      answers: [VendorAnswer(call: "energy", request: "GET e", body: Array(energy.utf8)),
+                                VendorAnswer(call: "power", request: "GET p", body: Array(power.utf8))])
+    }
+
+    @Test func fallBackLabelsMapToBothInstantsInOrder() throws {
+        // 02:00 and 02:15 appear twice: first daylight (00:xx UTC), then standard (01:xx UTC).
+        let energy = #"{"energy":{"measuredBy":"INVERTER","values":[{"date":"2026-10-25 02:00:00","value":1},{"date":"2026-10-25 02:15:00","value":2},{"date":"2026-10-25 02:00:00","value":3},{"date":"2026-10-25 02:15:00","value":4}]}}"#
+        let batch = try read(solarEdge("2026-10-25T00:00:00Z", "2026-10-25T01:30:00Z", energy: energy))
+        #expect(batch.violations.isEmpty)
+        #expect(batch.readings.map(\.timestamp) == stride(from: instant("2026-10-25T00:00:00Z"), to: instant("2026-10-25T01:30:00Z"), by: 900).map { $0 })
+        #expect(batch.readings.map(\.energyWh) == [1, 2, nil, nil, 3, 4])
+        #expect(batch.readings.map(\.quality) == [.measured, .measured, .missing, .missing, .measured, .measured])
+    }
+
+    @Test func springForwardLabelsInTheGapAreDroppedAndNullsAreMissing() throws {
+        // 02:00 does not exist on 2026-03-29 in Berlin; 03:00 local is 01:00 UTC.
+        let energy = #"{"energy":{"values":[{"date":"2026-03-29 01:45:00","value":5},{"date":"2026-03-29 02:00:00","value":99},{"date":"2026-03-29 03:00:00","value":null},{"date":"2026-03-29 03:15:00","value":7.5}]}}"#
+        let power = #"{"power":{"values":[{"date":"2026-03-29 03:00:00","value":12.0}]}}"#
+        let batch = try read(solarEdge("2026-03-29T00:45:00Z", "2026-03-29T01:30:00Z", energy: energy, power: power))
+        #expect(batch.readings.map(\.energyWh) == [5, nil, 7.5])
+        #expect(batch.readings.map(\.powerW) == [nil, 12, nil])
+        #expect(batch.readings.map(\.quality) == [.measured, .missing, .measured])
+        #expect(!batch.readings.contains { $0.energyWh == 99 })
+    }
+
+    @Test func valuesOutsideTheWindowAreNotRows() throws {
+        let energy = #"{"energy":{"values":[{"date":"2026-06-15 11:45:00","value":1},{"date":"2026-06-15 12:00:00","value":2},{"date":"2026-06-15 12:15:00","value":3}]}}"#
+        let batch = try read(solarEdge("2026-06-15T10:00:00Z", "2026-06-15T10:15:00Z", energy: energy))
+        #expect(batch.readings.map(\.energyWh) == [2])
+        #expect(batch.readings.first?.externalSiteID == "77" && batch.readings.first?.externalDeviceID == "site")
+    }
+
+    @Test func aBrokenAnswerFailsTheFileSayingWhere() throws {
+        #expect(throws: FileFormatError.notAnEnvelope(reason: "the energy answer at line 2 has no energy.values")) {
+            try read(solarEdge("2026-06-15T10:00:00Z", "2026-06-15T10:15:00Z", energy: #"{"energy":{}}"#))
+        }
+        #expect(throws: FileFormatError.notAnEnvelope(reason: "the energy answer at line 2 has a value without a valid date")) {
+            try read(solarEdge("2026-06-15T10:00:00Z", "2026-06-15T10:15:00Z", energy: #"{"energy":{"values":[{"date":"15/06/2026","value":1}]}}"#))
+        }
+        var unknownZone = solarEdge("2026-06-15T10:00:00Z", "2026-06-15T10:15:00Z", energy: #"{"energy":{"values":[]}}"#)
+        unknownZone.timeZone = "../../etc/passwd"
+        #expect(throws: FileFormatError.self) { try read(unknownZone) }
+    }
+
+    @Test func anEnvelopeMustMatchItsLocationAndNameAKnownFormat() throws {
+        let window = solarEdge("2026-06-15T10:00:00Z", "2026-06-15T10:15:00Z", energy: #"{"energy":{"values":[]}}"#)
+        #expect(throws: FileFormatError.self) { try read(window, source: .goodWe) }
+        var unknown = window
+        unknown.format = "solaredge.monitoring.v9"
+        #expect(throws: FileFormatError.notAnEnvelope(reason: #"vendor_format "solaredge.monitoring.v9" is not one this validator reads (goodwe.sems.v2, solaredge.monitoring.v1)"#)) {
+            try read(unknown)
+        }
+        // vendor_format after readings would come too late to read them.
+        let late = #"{"source":"solaredge","organization_id":42,"readings":[],"vendor_format":"solaredge.monitoring.v1"}"#
+        #expect(throws: FileFormatError.notAnEnvelope(reason: "vendor_format must come before readings (it says how they are read)")) {
+            _ = try ReadingFileReader(source: MemoryByteSource(Array(late.utf8)), name: "x.json", sourceSystem: .solarEdge, organizationID: 42,
+                                      transforms: VendorCatalog.transforms(zones: zones), now: 0, ingestedAt: 0).nextBatch()
+        }
+    }
+
+    @Test func anEmptyWindowIsMissingRowsNotAnError() throws {
+        let batch = try read(solarEdge("2026-06-15T00:00:00Z", "2026-06-15T01:00:00Z", energy: #"{"energy":{"values":[]}}"#))
+        #expect(batch.readings.count == 4 && batch.readings.allSatisfy { $0.quality == .missing })
+        #expect(batch.violations.isEmpty)
+    }
+
+    @Test func goodWeChartsBecomeEstimatedEnergyWithTheDayTotal() throws {
+        let chart = #"{"hasError":false,"code":0,"msg":"Successful","data":{"generateData":[{"key":"Generation","value":43.48}],"lines":[{"key":"PCurve_Power_Battery","xy":[{"x":"12:00","y":999}]},{"name":"PCurve_Power_PV","xy":[{"x":"12:00","y":1200},{"x":"12:05","y":null},{"x":"12:15","y":600.5}]}]}}"#
+        let window = FetchedWindow(source: .goodWe, format: GoodWe.format, organizationID: 42, siteID: "plant-1", timeZone: "Europe/Berlin",
+                                   fetchedAt: 0, start: instant("2026-06-15T10:00:00Z"), end: instant("2026-06-15T10:20:00Z"),
+                                   answers: [VendorAnswer(call: "chart", request: "POST c", body: Array(chart.utf8),
+                                                          context: [JSONMember("date", .string("2026-06-15"))])])
+        let batch = try read(window)
+        #expect(batch.readings.map(\.powerW) == [1200, nil, nil, 600.5])
+        #expect(batch.readings.map(\.energyWh) == [100, nil, nil, 600.5 * 300 / 3600])
+        #expect(batch.readings.map(\.quality) == [.estimated, .missing, .missing, .estimated])
+        #expect(batch.readings.allSatisfy { $0.readingIntervalSeconds == 300 })
+        #expect(batch.readings.first?.otherMetricsJSON == #"{"line":"PCurve_Power_PV","day_generation_kwh":43.48,"local_date":"2026-06-15"}"#)
+    }
+
+    @Test func aGoodWeErrorAnswerInTheLakeFailsTheFile() throws {
+        let answer = #"{"hasError":true,"code":100002,"msg":"The authorization has expired","data":null}"#
+        let window = FetchedWindow(source: .goodWe, format: GoodWe.format, organizationID: 42, siteID: "p", timeZone: "Europe/Berlin",
+                                   fetchedAt: 0, start: instant("2026-06-15T10:00:00Z"), end: instant("2026-06-15T10:20:00Z"),
+                                   answers: [VendorAnswer(call: "chart", request: "POST c", body: Array(answer.utf8),
+                                                          context: [JSONMember("date", .string("2026-06-15"))])])
+        #expect(throws: FileFormatError.notAnEnvelope(reason: "the chart answer at line 2 is an error answer")) { try read(window) }
+    }
+}
+
+@Suite struct VendorRequestTests {
+    let zones = ZoneDatabase(directory: "/usr/share/zoneinfo")
+
+    @Test func solarEdgeCallsUseSiteLocalDatesAndWeeksForSensors() throws {
+        let berlin = try zones.rules("Europe/Berlin")
+        // 2026-06-14T22:30Z is 00:30 local on the 15th; the window ends 2026-06-16T21:59:59 local.
+        let calls = SolarEdge.calls(site: "3017452", start: 1_781_476_200, end: 1_781_647_200, zone: berlin)
+        #expect(calls.map(\.path) == [
+            "site/3017452/energy?timeUnit=QUARTER_OF_AN_HOUR&startDate=2026-06-15&endDate=2026-06-16",
+            "site/3017452/power?startTime=2026-06-15%2000:30:00&endTime=2026-06-16%2023:59:59",
+            "site/3017452/sensors?startDate=2026-06-15%2000:30:00&endDate=2026-06-16%2023:59:59",
+        ])
+        let month = SolarEdge.calls(site: "1", start: 0, end: SolarEdge.maximumWindow, zone: .utc)
+        #expect(month.filter { $0.name == "sensors" }.count == 4)
+        #expect(SolarEdge.calls(site: "a b/c", start: 0, end: 900, zone: .utc)[0].path.hasPrefix("site/a%20b%2Fc/energy"))
+    }
+
+    @Test func solarEdgeSiteListsInBothShapes() throws {
+        let live = try JSONParser.parse(Array(#"{"sites":{"count":2,"site":[{"id":1,"name":"A","location":{"timeZone":"Europe/Berlin"}},{"id":2}]}}"#.utf8))
+        #expect(SolarEdge.sites(in: live)?.total == 2)
+        #expect(SolarEdge.sites(in: live)?.sites == [DiscoveredSite(externalSiteID: "1", name: "A", timeZone: "Europe/Berlin"),
+                                                     DiscoveredSite(externalSiteID: "2", name: nil, timeZone: nil)])
+        let pdf = try JSONParser.parse(Array(#"{"Sites":{"count":1,"list":[{"id":9}]}}"#.utf8))
+        #expect(SolarEdge.sites(in: pdf)?.sites.map(\.externalSiteID) == ["9"])
+        #expect(SolarEdge.sites(in: .object([])) == nil)
+    }
+
+    @Test func goodWeOutcomes() throws {
+        func outcome(_ text: String) throws -> GoodWe.Outcome { GoodWe.outcome(of: try JSONParser.parse(Array(text.utf8))) }
+        #expect(try outcome(#"{"hasError":false,"code":0,"data":{"a":1}}"#) == .success(.object([JSONMember("a", .number("1"))])))
+        #expect(try outcome(#"{"hasError":false,"code":"0","data":null}"#) == .success(.null))
+        #expect(try outcome(#"{"hasError":true,"code":100001,"msg":"No access"}"#) == .loginNeeded(code: "100001"))
+        #expect(try outcome(#"{"hasError":true,"code":"100002"}"#) == .loginNeeded(code: "100002"))
+        #expect(try outcome(#"{"code":"GY0429","msg":"Too many requests"}"#) == .rateLimited(message: "Too many requests"))
+        #expect(try outcome(#"{"hasError":true,"code":100005,"msg":"Email or password error."}"#) == .failed(code: "100005", message: "Email or password error."))
+        let login = try JSONParser.parse(Array(#"{"hasError":false,"code":0,"data":{"uid":"u","token":"t"},"api":"https://eu.semsportal.com/api/"}"#.utf8))
+        #expect(GoodWe.session(fromLogin: login)?.api == "https://eu.semsportal.com/api/")
+        #expect(GoodWe.session(fromLogin: login)?.token == #"{"uid":"u","token":"t"}"#)
+        let noRegion = try JSONParser.parse(Array(#"{"hasError":false,"code":0,"data":{"token":"t"},"api":""}"#.utf8))
+        #expect(GoodWe.session(fromLogin: noRegion)?.api == nil)
+    }
+
+    @Test func goodWeDatesCoverTheWindowInLocalDays() throws {
+        let sydney = try zones.rules("Australia/Sydney")
+        // 2024-06-14T14:00Z is midnight of the 15th in Sydney.
+        #expect(GoodWe.dates(start: 1_718_373_600, end: 1_718_373_600 + 86_400, zone: sydney) == ["2024-06-15"])
+        #expect(GoodWe.dates(start: 1_718_373_600 - 300, end: 1_718_373_600 + 300, zone: sydney) == ["2024-06-14", "2024-06-15"])
+    }
+
+    /// The quota a run may use keeps three calls for each full hour left in the UTC day.
+    @Test(arguments: [
+        ("2026-06-15T00:00:00Z", 0, 290 - 23 * 3), ("2026-06-15T23:10:00Z", 0, 290), ("2026-06-15T12:30:00Z", 100, 290 - 100 - 11 * 3),
+        ("2026-06-15T12:30:00Z", 280, 0),
+    ])
+    func quotaPlan(now: String, used: Int, allowance: Int) {
+        guard case .zoned(let seconds) = ISO8601.parse(now) else { return }
+        #expect(QuotaPlan.allowance(limit: 300, used: used, now: seconds, perRun: 3) == allowance)
+    }
+
+    @Test func windowKeysAreSafeAndTrusted() throws {
+        let fetched = Int64(1_781_526_896_789)  // 2026-06-15T12:34:56.789Z
+        #expect(FetchedWindowKey.key(source: .solarEdge, organizationID: 42, siteID: "3017452", fetchedAt: fetched, sequence: 1)
+            == "raw/solaredge/42/2026-06-15/site_3017452_123456.json")
+        #expect(FetchedWindowKey.key(source: .goodWe, organizationID: 7, siteID: "../x y", fetchedAt: fetched, sequence: 2)
+            == "raw/goodwe/7/2026-06-15/site__._x_y_123456_2.json")  // (no leading dot)
+        for id in ["../../etc", "a/b", "\u{0}", "é", String(repeating: "9", count: 300)] {
+            let key = FetchedWindowKey.key(source: .goodWe, organizationID: 7, siteID: id, fetchedAt: fetched, sequence: 1)
+            #expect(throws: Never.self) { try LakeKey(key) }
+        }
+    }
+
+    @Test func windowsSplitAtTheMaximum() {
+        #expect(windows(from: 0, to: 10, maximum: 4).map { [$0.start, $0.end] } == [[0, 4], [4, 8], [8, 10]])
+        #expect(windows(from: 5, to: 5, maximum: 4).isEmpty)
+    }
+}

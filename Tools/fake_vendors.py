@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""Local fake SolarEdge and GoodWe clouds, built from vendor-apis.md (§1, §4, §5). Stdlib only.
+
+usage: fake_vendors.py [--port N] [--port-file PATH] [--config JSON_FILE]
+
+Serves, on 127.0.0.1:
+  /solaredge/...           the SolarEdge Monitoring API v1 (api_key query parameter)
+  /goodwe/api/...          the SEMS login host; data calls there answer 100001 (wrong region)
+  /goodwe-eu/api/...       the regional API the login answer names
+  POST /_control           merge a JSON object into the configuration (see DEFAULTS)
+  GET  /_stats             calls per path kind, per site and per day, the highest concurrency seen
+
+The data is a pure function of the UTC instant, so tests can check every row exactly:
+  SolarEdge energy(t) = 10 + (t // 900) % 50 Wh, power(t) = 4 * energy(t) W, for slots whose
+  site-local hour is 5..20; other slots are null. Slots listed in `gaps` are null until released.
+  Sensors: irradiance 100 + (t // 900) % 7, ambient 20.5 at the same daytime slots.
+  GoodWe power(t) = 100 + ((t // 300) % 40) * 10 W at local hours 6..19, 0 at night, null at
+  local 12:30; day Generation = 1.01 * the integrated curve, kWh (rounded to 2 decimals).
+Labels are the site-local wall times of each UTC slot (a fall-back hour appears twice, in
+order; a spring-forward hour not at all), computed with Python's zoneinfo, independently of
+the Swift code under test.
+"""
+import argparse, datetime, http.server, json, socket, sys, threading, time, urllib.parse, uuid
+from zoneinfo import ZoneInfo
+
+DEFAULTS = {
+    "solaredge": {
+        # api key -> {"kind": "account"|"site", "sites": [ids]}
+        "keys": {"demo-account-key": {"kind": "account", "sites": ["3017452", "3017453"]}},
+        # site id -> {"name", "timeZone", "sensors": bool}
+        "sites": {
+            "3017452": {"name": "Hofmann Scheune", "timeZone": "Europe/Berlin", "sensors": True},
+            "3017453": {"name": "Weingut Sonnhalde", "timeZone": "Europe/Berlin", "sensors": False},
+        },
+        "quota_per_site": 300,
+        "quota_per_key": 300,
+        "max_concurrency": 3,
+        # UTC instants (seconds) whose slots are null until removed from this list
+        "gaps": [],
+    },
+    "goodwe": {
+        # account -> {"password", "plants": [ids]}
+        "accounts": {"demo@example.org": {"password": "demo-password", "plants": ["6a1e8c2f-0000-4000-8000-000000000001"]}},
+        "plants": {"6a1e8c2f-0000-4000-8000-000000000001": {"name": "Demo Plant", "timeZone": "Europe/Berlin"}},
+        # a token stops working after this many data calls (then 100002)
+        "token_calls": 1000,
+        # after this many data calls in total, answer GY0429
+        "rate_limit_after": 1000000,
+    },
+    # [{"path": substring, "status": 503 | "drop": true, "times": N}]
+    "faults": [],
+    "latency_ms": 0,
+}
+
+config = json.loads(json.dumps(DEFAULTS))
+lock = threading.Lock()
+stats = {"calls": {}, "site_day": {}, "key_day": {}, "max_concurrency": 0, "logins": 0, "requests": []}
+in_flight = {"count": 0}
+tokens = {}  # token -> {"account", "calls"}
+goodwe_calls = {"count": 0}
+
+
+def merge(target, update):
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict) and key not in ("keys", "sites", "accounts", "plants"):
+            merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def count(table, key):
+    stats[table][key] = stats[table].get(key, 0) + 1
+    return stats[table][key]
+
+
+def local_labels(zone, first_local_date, last_local_date, step):
+    """(label datetime naive, utc seconds) for every UTC slot of the local dates, in order."""
+    tz = ZoneInfo(zone)
+    start = datetime.datetime.combine(first_local_date, datetime.time(0), tzinfo=tz).astimezone(datetime.timezone.utc)
+    end = datetime.datetime.combine(last_local_date + datetime.timedelta(days=1), datetime.time(0), tzinfo=tz).astimezone(datetime.timezone.utc)
+    t = int(start.timestamp()) // step * step
+    while t < int(end.timestamp()):
+        local = datetime.datetime.fromtimestamp(t, datetime.timezone.utc).astimezone(tz)
+        yield local.replace(tzinfo=None), t
+        t += step
+
+
+def solaredge_energy(site, t):
+    zone = config["solaredge"]["sites"][site]["timeZone"]
+    hour = datetime.datetime.fromtimestamp(t, datetime.timezone.utc).astimezone(ZoneInfo(zone)).hour
+    if not 5 <= hour <= 20 or t in config["solaredge"]["gaps"] or t > time.time():
+        return None
+    return 10 + (t // 900) % 50
+
+
+def goodwe_power(plant, t):
+    zone = config["goodwe"]["plants"][plant]["timeZone"]
+    local = datetime.datetime.fromtimestamp(t, datetime.timezone.utc).astimezone(ZoneInfo(zone))
+    if local.hour == 12 and local.minute == 30:
+        return None
+    if not 6 <= local.hour <= 19:
+        return 0
+    return 100 + ((t // 300) % 40) * 10
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body, content_type="application/json"):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def fault(self, path):
+        with lock:
+            for fault in config["faults"]:
+                if fault.get("times", 0) > 0 and fault["path"] in path:
+                    fault["times"] -= 1
+                    return fault
+        return None
+
+    def handle_request(self, method):
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        path = url.path
+        body = self.body() if method == "POST" else b""
+        if path == "/_control" and method == "POST":
+            with lock:
+                merge(config, json.loads(body or b"{}"))
+                if json.loads(body or b"{}").get("reset_stats"):
+                    for table in ("calls", "site_day", "key_day"):
+                        stats[table].clear()
+                    stats["max_concurrency"] = 0
+                    stats["logins"] = 0
+                    stats["requests"].clear()
+            return self.reply(200, {"ok": True})
+        if path == "/_stats":
+            with lock:
+                return self.reply(200, stats)
+        with lock:
+            in_flight["count"] += 1
+            stats["max_concurrency"] = max(stats["max_concurrency"], in_flight["count"])
+            concurrent = in_flight["count"]
+            stats["requests"].append({"method": method, "path": path, "query": {k: v for k, v in query.items() if k != "api_key"}})
+        try:
+            if config["latency_ms"]:
+                time.sleep(config["latency_ms"] / 1000)
+            fault = self.fault(path)
+            if fault and fault.get("drop"):
+                # Headers, part of the body, then a dropped connection.
+                self.close_connection = True
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"power\":")
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if fault:
+                return self.reply(fault.get("status", 503), {"message": "injected fault"})
+            if path.startswith("/solaredge/"):
+                return self.solaredge(path[len("/solaredge/"):], query, concurrent)
+            if path.startswith("/goodwe/api/") or path.startswith("/goodwe-eu/api/"):
+                regional = path.startswith("/goodwe-eu/")
+                return self.goodwe(path.split("/api/", 1)[1], body, regional)
+            return self.reply(404, {"message": "not found"})
+        finally:
+            with lock:
+                in_flight["count"] -= 1
+
+    def do_GET(self):
+        self.handle_request("GET")
+
+    def do_POST(self):
+        self.handle_request("POST")
+
+    # --- SolarEdge ---------------------------------------------------------------------------
+
+    def solaredge(self, path, query, concurrent):
+        se = config["solaredge"]
+        key = query.get("api_key", "")
+        day = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+        if key not in se["keys"]:
+            return self.reply(403, b"Invalid token", "text/plain")
+        if concurrent > se["max_concurrency"]:
+            return self.reply(429, b"Too many concurrent requests", "text/plain")
+        parts = path.split("/")
+        with lock:
+            count("calls", parts[0] if parts[0] != "site" else (parts[2] if len(parts) > 2 else "site"))
+        if parts[:2] == ["sites", "list"]:
+            with lock:
+                if count("key_day", key + "|" + day) > se["quota_per_key"]:
+                    return self.reply(429, b"Too many requests", "text/plain")
+            if se["keys"][key]["kind"] != "account":
+                return self.reply(403, b"Site key cannot list sites", "text/plain")
+            ids = se["keys"][key]["sites"]
+            start, size = int(query.get("startIndex", 0)), min(100, int(query.get("size", 100)))
+            page = ids[start:start + size]
+            sites = [{"id": int(i) if i.isdigit() else i, "name": se["sites"][i]["name"], "accountId": 58231, "status": "Active",
+                      "peakPower": 9.9, "location": {"country": "Germany", "timeZone": se["sites"][i]["timeZone"], "countryCode": "DE"},
+                      "publicSettings": {"isPublic": False}} for i in page]
+            return self.reply(200, {"sites": {"count": len(ids), "site": sites}})
+        if len(parts) < 3 or parts[0] != "site":
+            return self.reply(404, b"Not found", "text/plain")
+        site, kind = parts[1], parts[2]
+        if site not in se["keys"][key]["sites"] or site not in se["sites"]:
+            return self.reply(403, b"Forbidden", "text/plain")
+        with lock:
+            if count("site_day", site + "|" + day) > se["quota_per_site"]:
+                return self.reply(429, b"Too many requests", "text/plain")
+        zone = se["sites"][site]["timeZone"]
+        parse_dt = lambda text: datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
+        if kind == "energy":
+            if query.get("timeUnit") != "QUARTER_OF_AN_HOUR":
+                return self.reply(403, b"unsupported timeUnit in this fake", "text/plain")
+            first = datetime.date.fromisoformat(query["startDate"])
+            last = datetime.date.fromisoformat(query["endDate"])
+            if last < first or (last - first).days > 31 or last > add_month(first):
+                return self.reply(403, b"Period too long", "text/plain")
+            values = [{"date": label.strftime("%Y-%m-%d %H:%M:%S"), "value": solaredge_energy(site, t)}
+                      for label, t in local_labels(zone, first, last, 900)]
+            return self.reply(200, {"energy": {"timeUnit": "QUARTER_OF_AN_HOUR", "unit": "Wh", "measuredBy": "INVERTER", "values": values}})
+        if kind == "power":
+            first, last = parse_dt(query["startTime"]), parse_dt(query["endTime"])
+            if last < first or last.date() > add_month(first.date()):
+                return self.reply(403, b"Period too long", "text/plain")
+            values = []
+            for label, t in local_labels(zone, first.date(), last.date(), 900):
+                if first <= label <= last:
+                    energy = solaredge_energy(site, t)
+                    values.append({"date": label.strftime("%Y-%m-%d %H:%M:%S"), "value": None if energy is None else energy * 4.0})
+            return self.reply(200, {"power": {"timeUnit": "QUARTER_OF_AN_HOUR", "unit": "W", "values": values}})
+        if kind == "sensors":
+            first, last = parse_dt(query["startDate"]), parse_dt(query["endDate"])
+            if last < first or (last - first).days >= 7 + 1:
+                return self.reply(403, b"Period too long", "text/plain")
+            if not se["sites"][site].get("sensors"):
+                return self.reply(200, {"siteSensors": {"data": []}})
+            telemetries = []
+            for label, t in local_labels(zone, first.date(), last.date(), 900):
+                if first <= label <= last and solaredge_energy(site, t) is not None:
+                    telemetries.append({"date": label.strftime("%Y-%m-%d %H:%M:%S"), "ambientTemperature": 20.5,
+                                        "moduleTemperature": 31.0, "windSpeed": 2.5, "globalHorizontalIrradiance": 100 + (t // 900) % 7})
+            return self.reply(200, {"siteSensors": {"data": [{"connectedTo": "Gateway 1", "count": len(telemetries), "telemetries": telemetries}]}})
+        if kind == "details":
+            return self.reply(200, {"details": {"id": site, "name": se["sites"][site]["name"], "location": {"timeZone": zone}}})
+        return self.reply(404, b"Not found", "text/plain")
+
+    # --- GoodWe ------------------------------------------------------------------------------
+
+    def goodwe(self, path, body, regional):
+        gw = config["goodwe"]
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return self.reply(200, {"hasError": True, "code": 100005, "msg": "bad request", "data": None})
+        if path.lower() == "v2/common/crosslogin":
+            account = gw["accounts"].get(request.get("account"))
+            if not account or account["password"] != request.get("pwd"):
+                return self.reply(200, {"hasError": True, "code": 100005, "msg": "Email or password error.", "data": None})
+            token = uuid.uuid4().hex
+            with lock:
+                tokens[token] = {"account": request["account"], "calls": 0}
+                stats["logins"] += 1
+            host = self.headers.get("Host")
+            return self.reply(200, {"hasError": False, "code": 0, "msg": "Successful",
+                                    "data": {"uid": str(uuid.uuid4()), "timestamp": int(time.time() * 1000), "token": token,
+                                             "client": "ios", "version": "v2.1.0", "language": "en"},
+                                    "components": {"para": None, "langVer": 179, "timeSpan": 0, "api": None},
+                                    "api": f"http://{host}/goodwe-eu/api/"})
+        try:
+            token = json.loads(self.headers.get("Token") or "{}").get("token")
+        except ValueError:
+            token = None
+        if not regional or token not in tokens:
+            return self.reply(200, {"hasError": True, "code": 100001, "msg": "No access, please log in.", "data": None})
+        with lock:
+            session = tokens[token]
+            session["calls"] += 1
+            goodwe_calls["count"] += 1
+            count("calls", "goodwe:" + path)
+            if goodwe_calls["count"] > gw["rate_limit_after"]:
+                return self.reply(200, {"hasError": True, "code": "GY0429", "msg": "Too many requests", "data": None})
+            if session["calls"] > gw["token_calls"]:
+                return self.reply(200, {"hasError": True, "code": 100002, "msg": "The authorization has expired, please login again.", "data": None})
+        plants = gw["accounts"][session["account"]]["plants"]
+        if path == "PowerStationMonitor/QueryPowerStationMonitor":
+            index, size = int(request.get("page_index", 1)), int(request.get("page_size", 50))
+            page = plants[(index - 1) * size:index * size]
+            return self.reply(200, {"hasError": False, "code": 0, "msg": "Successful", "data": {"record": len(plants), "list": [
+                {"powerstation_id": p, "stationname": gw["plants"][p]["name"], "status": 1, "capacity": 10.0} for p in page]}})
+        if path == "v2/Charts/GetPlantPowerChart":
+            plant = request.get("id")
+            if plant not in plants:
+                return self.reply(200, {"hasError": True, "code": 100003, "msg": "No access to this plant", "data": None})
+            date = datetime.date.fromisoformat(request["date"])
+            points, total = [], 0.0
+            for label, t in local_labels(gw["plants"][plant]["timeZone"], date, date, 300):
+                if t > time.time():
+                    break
+                power = goodwe_power(plant, t)
+                points.append({"x": label.strftime("%H:%M"), "y": power, "z": None})
+                total += (power or 0) * 300 / 3600
+            return self.reply(200, {"hasError": False, "code": 0, "msg": "Successful", "data": {
+                "generateData": [{"key": "Generation", "value": round(total * 1.01 / 1000, 2)}, {"key": "Income", "value": 1.0}],
+                "lines": [{"key": "PCurve_Power_PV", "label": "PV", "isActive": True, "unit": "W", "xy": points},
+                          {"key": "PCurve_Power_SOC", "label": "SOC", "isActive": False, "unit": "%", "xy": []}]}})
+        return self.reply(200, {"hasError": True, "code": 404, "msg": "unknown function", "data": None})
+
+
+def add_month(day):
+    month = day.month % 12 + 1
+    year = day.year + (day.month == 12)
+    import calendar
+    return datetime.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-file")
+    parser.add_argument("--config")
+    args = parser.parse_args()
+    if args.config:
+        with open(args.config) as handle:
+            merge(config, json.load(handle))
+    server = Server(("127.0.0.1", args.port), Handler)
+    port = server.server_address[1]
+    if args.port_file:
+        with open(args.port_file + ".tmp", "w") as handle:
+            handle.write(str(port))
+        import os
+        os.replace(args.port_file + ".tmp", args.port_file)
+    print(f"fake vendors on http://127.0.0.1:{port}/ (solaredge/, goodwe/api/)", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
