@@ -12,6 +12,8 @@
 #                           OpenSSL, zlib and their dependencies), taken from this machine
 #   ca-certificates.crt     the CA bundle the function trusts (Debian's libcurl looks for
 #                           /etc/ssl/certs/ca-certificates.crt, which AL2023 does not have)
+#   zoneinfo/               the IANA zone database (TZif files of this machine's tzdata): vendors
+#                           report site-local wall times, and Lambda's base image has no tzdata
 #
 # The proof, for each bundle: unzip it into an empty root (only /var/task, an empty /tmp and /proc,
 # which the loader needs to resolve $ORIGIN), start bootstrap there against a local Runtime API,
@@ -50,6 +52,12 @@ for name in "${functions[@]}"; do
     done
     cp -L "$loader" "$stage/lib/ld-linux-x86-64.so.2"
     cp -L /etc/ssl/certs/ca-certificates.crt "$stage/ca-certificates.crt"
+    # Every zone once (posix/ and right/ are copies or leap-second variants), links resolved.
+    (cd /usr/share/zoneinfo && find . \( -path ./posix -o -path ./right \) -prune -o \( -type f -o -type l \) -print) | while read -r zone; do
+        [ -f "/usr/share/zoneinfo/$zone" ] || continue
+        mkdir -p "$stage/zoneinfo/$(dirname "$zone")"
+        cp -L "/usr/share/zoneinfo/$zone" "$stage/zoneinfo/$zone"
+    done
     (cd "$stage" && zip -qr9 "../$name.zip" .)
     printf '==> dist/%s.zip: %s zipped, %s unzipped, %s libraries\n' "$name" \
         "$(du -h "dist/$name.zip" | cut -f1)" "$(du -sh "$stage" | cut -f1)" "$(ls "$stage/lib" | wc -l)"
@@ -97,6 +105,7 @@ run_in_empty_root() {
         "LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
         "AWS_REGION=eu-central-1" "AWS_ACCESS_KEY_ID=AKIDCHECK" "AWS_SECRET_ACCESS_KEY=check" "METERLAKE_BUCKET=lake"
         "AWS_ENDPOINT_URL_S3=https://127.0.0.1:$tls_port" "DATABASE_URL=postgresql://check@127.0.0.1:1/none?connect_timeout=2"
+        "METERLAKE_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
     )
     [ -n "$ca" ] && environment+=("METERLAKE_CA_BUNDLE=$ca")
     # A private mount namespace: /proc is mounted for the loader and vanishes with the namespace.
@@ -111,8 +120,29 @@ run_in_empty_root() {
 
 event='{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"lake"},"object":{"key":"raw/manual/42/2026-03-01/check.csv","size":10}}}]}'
 failed=0
+
+# A fetcher: it starts (its zone database is found in the bundle, or the cold start fails),
+# refuses a malformed event, and reaches for the (absent) database on a scheduled one.
+check_fetcher() {
+    local name="$1" outcomes
+    echo "==> checking dist/$name.zip in an empty root"
+    outcomes=$(run_in_empty_root "dist/$name.zip" /ca/test-ca.pem '{"unexpected": true}' \
+        '{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}')
+    if echo "$outcomes" | grep -q 'Runtime.InvalidEvent' && echo "$outcomes" | grep -q 'Fetcher.Transient' \
+        && echo "$outcomes" | grep -q 'cannot reach PostgreSQL'; then
+        echo "    starts with its bundled zone database and serves invocations: yes"
+    else
+        echo "    starts with its bundled zone database and serves invocations: NO"; failed=1
+        echo "--- outcomes:"; echo "$outcomes"; echo "--- function output:"; cat "$check/function.log"
+    fi
+}
+
 for name in "${functions[@]}"; do
-    [ "$name" = validator ] || { echo "no empty-root scenario for $name yet" >&2; failed=1; continue; }
+    case "$name" in
+        fetcher-*) check_fetcher "$name"; continue ;;
+        validator) ;;
+        *) echo "no empty-root scenario for $name yet" >&2; failed=1; continue ;;
+    esac
     echo "==> checking dist/$name.zip in an empty root"
     with_ca=$(run_in_empty_root "dist/$name.zip" /ca/test-ca.pem '{"Records":[]}' "$event")
     own_cas=$(run_in_empty_root "dist/$name.zip" "" "$event")

@@ -11,6 +11,7 @@ swift build -c release --product s3-benchmark
 swift build -c release --product parquet-benchmark
 swift build -c release --product validator
 swift build -c release --product meterlake
+swift build -c release --product fetcher-solaredge
 .build/release/reader-benchmark "$rows"
 echo
 python3 Benchmarks/parquet_benchmark.py .build/release/parquet-benchmark "$rows"
@@ -19,6 +20,8 @@ start_postgres
 .build/release/loader-benchmark "$rows"
 echo
 python3 Benchmarks/validator_benchmark.py .build/release/validator .build/release/meterlake "$rows"
+echo
+python3 Benchmarks/fetcher_benchmark.py .build/release/fetcher-solaredge 100 100
 echo
 start_moto
 .build/release/s3-benchmark 200

@@ -78,13 +78,13 @@ public final class Fetcher: LambdaByteHandler {
     private var http: HTTPClient?
 
     public init(
-        driver: any VendorDriver, configuration: FetcherConfiguration, store: any ObjectStore, zones: ZoneDatabase = .standard(),
+        driver: any VendorDriver, configuration: FetcherConfiguration, store: any ObjectStore,
         clock: @escaping @Sendable () -> Int64 = WallClock.milliseconds
     ) {
         self.driver = driver
         self.configuration = configuration
         self.store = store
-        self.zones = zones
+        self.zones = configuration.zones
         self.clock = clock
     }
 

@@ -16,6 +16,8 @@ public struct FetcherConfiguration: Sendable {
     public var minimumTimeLeft: Duration = .seconds(20)
     public var retry = RetryPolicy()
     public var caBundlePath: String?
+    /// The IANA zone database (sites' local days, the vendors' local wall times).
+    public var zones = ZoneDatabase.standard()
 
     public init(database: DatabaseSettings, keys: EnvelopeKeys, baseURL: String) {
         self.database = database
@@ -26,7 +28,7 @@ public struct FetcherConfiguration: Sendable {
     /// `DATABASE_URL`, `METERLAKE_ENCRYPTION_KEY` (`_PREVIOUS`), the vendor's base URL variable
     /// (else `defaultBaseURL`), `METERLAKE_FETCH_OVERLAP_MINUTES` (60), `METERLAKE_FETCH_BACKLOG_DAYS`
     /// (31), `METERLAKE_FETCH_MIN_TIME_LEFT_SECONDS` (20), `METERLAKE_FETCH_RETRIES` (3 tries),
-    /// `METERLAKE_CA_BUNDLE`.
+    /// `METERLAKE_CA_BUNDLE`; the zone database must be readable (``ZoneDatabase/standard(environment:)``).
     public init(environment: Environment, baseURLVariable: String, defaultBaseURL: String) throws(ConfigurationError) {
         let base = environment[baseURLVariable] ?? defaultBaseURL
         guard base.hasPrefix("https://") || base.hasPrefix("http://") else {
@@ -50,5 +52,7 @@ public struct FetcherConfiguration: Sendable {
             retry.attempts = tries
         }
         caBundlePath = S3Configuration.caBundle(environment: environment)
+        zones = ZoneDatabase.standard(environment: environment)
+        try zones.verify()
     }
 }

@@ -43,7 +43,8 @@ public struct ValidatorConfiguration: Sendable {
     }
 
     /// `DATABASE_URL` (with `METERLAKE_DATABASE_CA`: ``DatabaseSettings``), `METERLAKE_REJECT_THRESHOLD` (default 0.05), `METERLAKE_BUCKET` unless
-    /// `METERLAKE_LAKE_DIR` is set, `METERLAKE_SCRATCH_DIR` (default /tmp).
+    /// `METERLAKE_LAKE_DIR` is set, `METERLAKE_SCRATCH_DIR` (default /tmp); the zone database
+    /// (`TZDIR`, the bundle's `zoneinfo`, `/usr/share/zoneinfo`) must be readable.
     public init(environment: Environment) throws(ConfigurationError) {
         let threshold = try environment.get("METERLAKE_REJECT_THRESHOLD", as: Double.self) ?? 0.05
         guard (0...1).contains(threshold) else {
@@ -53,6 +54,9 @@ public struct ValidatorConfiguration: Sendable {
             database: try DatabaseSettings(environment: environment), rejectThreshold: threshold,
             scratchDirectory: environment["METERLAKE_SCRATCH_DIR"] ?? "/tmp",
             bucket: environment["METERLAKE_LAKE_DIR"] == nil ? environment["METERLAKE_BUCKET"] : nil)
+        let zones = ZoneDatabase.standard(environment: environment)
+        try zones.verify()
+        transforms = VendorCatalog.transforms(zones: zones)
     }
 
     /// Whether a file whose load ended with `summary` is accepted: it has rows, and its share of

@@ -362,6 +362,16 @@ public final class ZoneDatabase: Sendable {
         return ZoneDatabase(directory: found)
     }
 
+    /// Fails unless the database can read a real zone: run at start, so a bundle without its
+    /// zone files fails its cold start instead of every vendor file.
+    public func verify() throws(ConfigurationError) {
+        do {
+            _ = try rules("Europe/Berlin")
+        } catch {
+            throw .invalid(name: "TZDIR", reason: "no usable zone database at \(directory): \(error)")
+        }
+    }
+
     /// The rules of the IANA zone `name` (`Europe/Berlin`; legacy aliases such as `US/Pacific`
     /// resolve as the database links them).
     public func rules(_ name: String) throws(ZoneError) -> ZoneRules {
