@@ -8,5 +8,5 @@ Lambda.main(name: "fetcher-goodwe") { environment, _ in
         driver: GoodWeDriver(baseURL: environment["GOODWE_API_BASE_URL"] ?? "https://www.semsportal.com/api/"),
         configuration: try FetcherConfiguration(environment: environment, baseURLVariable: "GOODWE_API_BASE_URL",
                                                 defaultBaseURL: "https://www.semsportal.com/api/"),
-        store: try ObjectStores.make(environment: environment))
+        stores: { try ObjectStores.make(environment: environment) })
 }

@@ -8,5 +8,5 @@ Lambda.main(name: "fetcher-solaredge") { environment, _ in
         driver: SolarEdgeDriver(baseURL: environment["SOLAREDGE_API_BASE_URL"] ?? "https://monitoringapi.solaredge.com/"),
         configuration: try FetcherConfiguration(environment: environment, baseURLVariable: "SOLAREDGE_API_BASE_URL",
                                                 defaultBaseURL: "https://monitoringapi.solaredge.com/"),
-        store: try ObjectStores.make(environment: environment))
+        stores: { try ObjectStores.make(environment: environment) })
 }

@@ -68,22 +68,31 @@ public struct SiteOutcome: Sendable, Equatable {
 /// The fetch engine, shared by every vendor's function: credentials and sites from PostgreSQL,
 /// windows from each site's cursor, vendor calls within quotas and the invocation's deadline,
 /// the answers written verbatim to `raw/`, and the outcome recorded per site and credential.
+///
+/// Sites are fetched by up to ``FetcherConfiguration/concurrency`` workers at once (each with its
+/// own HTTP client and object store, on its own thread); the coordinating thread alone talks to
+/// PostgreSQL: it plans each site (lock, window, quota), hands the plan to a free worker, and
+/// records what came back.
 public final class Fetcher: LambdaByteHandler {
     public let driver: any VendorDriver
     public let configuration: FetcherConfiguration
-    private let store: any ObjectStore
+    private let makeStore: @Sendable () throws -> any ObjectStore
     private let zones: ZoneDatabase
     private let clock: @Sendable () -> Int64
     private var database: PostgresConnection?
     private var http: HTTPClient?
+    private var workers: [FetchWorker] = []
+    /// Account-level calls (site lists, logins) a credential may spend on discovery per UTC day.
+    static let discoveryCallsPerDay = 100
 
+    /// - Parameter stores: Makes an object store for a worker (each worker owns one).
     public init(
-        driver: any VendorDriver, configuration: FetcherConfiguration, store: any ObjectStore,
+        driver: any VendorDriver, configuration: FetcherConfiguration, stores: @escaping @Sendable () throws -> any ObjectStore,
         clock: @escaping @Sendable () -> Int64 = WallClock.milliseconds
     ) {
         self.driver = driver
         self.configuration = configuration
-        self.store = store
+        self.makeStore = stores
         self.zones = configuration.zones
         self.clock = clock
     }
@@ -93,6 +102,8 @@ public final class Fetcher: LambdaByteHandler {
         let started = clock()
         let connection: PostgresConnection
         do {
+            // A warm connection may have died while the environment was frozen: check it first.
+            if let warm = database, (try? warm.query("SELECT 1")) == nil { database = nil }
             connection = try database ?? configuration.database.connect()
         } catch {
             throw FetchFailure(reason: "cannot reach PostgreSQL: \(error)")
@@ -100,16 +111,22 @@ public final class Fetcher: LambdaByteHandler {
         database = connection
         let client = try http ?? HTTPClient(configuration: .init(connectTimeout: .seconds(5), caBundlePath: configuration.caBundlePath))
         http = client
+        let count = max(1, min(configuration.concurrency, driver.maximumConcurrency))
+        while workers.count < count {
+            workers.append(try FetchWorker(driver: driver, configuration: configuration, store: try makeStore(), clock: clock))
+        }
+        for worker in workers { worker.begin(context: context) }
         let caller = VendorCaller(http: client, policy: configuration.retry, timeLeft: { context.remainingTime })
-        var run = Run(fetcher: self, integrations: Integrations(connection: connection), caller: caller, context: context, request: request)
+        var run = Run(fetcher: self, integrations: Integrations(connection: connection), caller: caller, context: context, request: request,
+                      workers: Array(workers.prefix(count)))
         do {
             try run.execute()
         } catch {
             database = nil  // (reconnect next time: the failure may have been the connection)
             throw FetchFailure(reason: "database failure during the run: \(error)")
         }
-        emitMetrics(run, caller: caller, duration: clock() - started, context: context)
-        return Self.response(run.outcomes)
+        emitMetrics(run, duration: clock() - started, context: context)
+        return Self.response(run.outcomes.compactMap { $0 })
     }
 
     // MARK: - One invocation
@@ -117,65 +134,128 @@ public final class Fetcher: LambdaByteHandler {
     private struct Run {
         let fetcher: Fetcher
         let integrations: Integrations
+        /// The coordinating thread's own calls (discovery).
         let caller: VendorCaller
         let context: LambdaContext
         let request: FetchRequest
-        var outcomes: [SiteOutcome] = []
+        let workers: [FetchWorker]
+        /// By the order sites were taken up (the response's order).
+        var outcomes: [SiteOutcome?] = []
+        var plaintexts: [Int64: [UInt8]] = [:]
         var sessions: [Int64: any VendorSession] = [:]
         /// Credentials paused during this run, with the reason.
         var paused: [Int64: String] = [:]
         /// Credentials refused during this run (every site of theirs fails the same way).
         var refused: [Int64: String] = [:]
         var discovered = 0
+        var calls = 0
+        var retries = 0
+        let signals = FetchSignals()
 
         var driver: any VendorDriver { fetcher.driver }
         var now: Int64 { fetcher.clock() / 1000 }
 
+        init(fetcher: Fetcher, integrations: Integrations, caller: VendorCaller, context: LambdaContext, request: FetchRequest, workers: [FetchWorker]) {
+            self.fetcher = fetcher
+            self.integrations = integrations
+            self.caller = caller
+            self.context = context
+            self.request = request
+            self.workers = workers
+        }
+
         mutating func execute() throws {
             let vendor = driver.source
+            var work: [(credential: StoredCredential, site: IntegrationSite, range: (start: Int64, end: Int64)?)] = []
+            var credentials: [StoredCredential] = []
             switch request {
             case .scheduled:
-                let credentials = try integrations.activeCredentials(vendor: vendor)
-                var work: [(credential: StoredCredential, site: IntegrationSite)] = []
+                credentials = try integrations.activeCredentials(vendor: vendor)
                 for credential in credentials {
                     if timeIsShort { break }
                     try prepare(credential)
-                    for site in try integrations.activeSites(credentialID: credential.id) { work.append((credential, site)) }
+                    for site in try integrations.activeSites(credentialID: credential.id) { work.append((credential, site, nil)) }
                 }
                 // The longest unsynced first, across credentials: a short deadline leaves the freshest.
                 work.sort { ($0.site.cursor ?? Int64.min, $0.site.id) < ($1.site.cursor ?? Int64.min, $1.site.id) }
-                for (credential, site) in work {
-                    outcomes.append(try sync(site, credential: credential, range: nil))
-                }
-                for credential in credentials { try recordCredential(credential) }
             case .backfill(let organizationID, let externalSiteID, let start, let end):
                 guard let site = try integrations.site(organizationID: organizationID, vendor: vendor, externalSiteID: externalSiteID) else {
                     outcomes.append(SiteOutcome(organizationID: organizationID, externalSiteID: externalSiteID, status: .error, window: (start, end),
                                                 error: "no \(vendor.rawValue) site \(externalSiteID) is registered for organisation \(organizationID)"))
                     return
                 }
-                guard let credentialID = site.credentialID, let credential = try integrations.credential(id: credentialID), credential.isUsable else {
+                guard site.isActive else {
+                    outcomes.append(SiteOutcome(organizationID: organizationID, externalSiteID: externalSiteID, status: .error, window: (start, end),
+                                                error: "the site is inactive" + (site.lastSyncError.map { ": " + $0 } ?? "")))
+                    return
+                }
+                guard let credentialID = site.credentialID, let credential = try integrations.credential(id: credentialID),
+                    try integrations.activeCredentials(organizationID: organizationID, vendor: vendor).contains(where: { $0.id == credentialID })
+                else {
                     outcomes.append(SiteOutcome(organizationID: organizationID, externalSiteID: externalSiteID, status: .error, window: (start, end),
                                                 error: "the site has no active credential"))
                     return
                 }
+                credentials = [credential]
                 try open(credential)
-                outcomes.append(try sync(site, credential: credential, range: (start, end)))
-                try recordCredential(credential)
+                work = [(credential, site, (start, end))]
             }
+            try fetch(work)
+            for credential in credentials { try recordCredential(credential) }
+        }
+
+        /// Plans each site on this thread and hands it to a free worker; records each result.
+        mutating func fetch(_ work: [(credential: StoredCredential, site: IntegrationSite, range: (start: Int64, end: Int64)?)]) throws {
+            let results = FetchResults()
+            var idle = Array(workers.indices)
+            var inFlight: [Int: (index: Int, job: FetchJob)] = [:]
+            var next = 0
+            outcomes = Array(repeating: nil, count: work.count)
+            while next < work.count || !inFlight.isEmpty {
+                while next < work.count, !idle.isEmpty {
+                    let (credential, site, range) = work[next]
+                    switch try plan(site, credential: credential, range: range) {
+                    case .settled(let outcome):
+                        outcomes[next] = outcome
+                    case .job(let job):
+                        let worker = idle.removeLast()
+                        inFlight[worker] = (next, job)
+                        workers[worker].perform(job) { results.push(worker: worker, result: $0) }
+                    }
+                    next += 1
+                }
+                guard !inFlight.isEmpty else { continue }
+                let (worker, result) = results.wait()
+                let (index, job) = inFlight.removeValue(forKey: worker)!
+                idle.append(worker)
+                outcomes[index] = try finish(job, result)
+            }
+            for worker in workers {
+                let (made, retried) = worker.counts()
+                calls += made
+                retries += retried
+            }
+            calls += caller.calls
+            retries += caller.retries
         }
 
         var timeIsShort: Bool { context.remainingTime < fetcher.configuration.minimumTimeLeft }
 
-        /// Opens the credential's session and discovers its new sites.
+        /// Opens the credential's session and discovers its new sites (within a daily budget of
+        /// account calls, so a very large account never spends its quota on listing).
         mutating func prepare(_ credential: StoredCredential) throws {
             try open(credential)
             guard let session = sessions[credential.id], paused[credential.id] == nil, refused[credential.id] == nil else { return }
+            let today = Timestamp.day(epochSeconds: now)
+            guard try integrations.calls(credentialID: credential.id, scope: "account", day: today) < Fetcher.discoveryCallsPerDay else {
+                log(.info, "site discovery skipped: its daily budget of account calls is spent", credential: credential)
+                return
+            }
             let before = caller.calls
             do {
                 if let listed = try session.discover() { try register(listed, of: credential) }
             } catch let error as VendorError {
-                try handle(error, credential: credential)
+                try handle(error, credentialID: credential.id)
                 log(.warning, "site discovery failed", credential: credential, error: error.description)
             }
             try integrations.countCalls(credentialID: credential.id, scope: "account", day: Timestamp.day(epochSeconds: now),
@@ -183,7 +263,7 @@ public final class Fetcher: LambdaByteHandler {
         }
 
         mutating func open(_ credential: StoredCredential) throws {
-            guard sessions[credential.id] == nil, refused[credential.id] == nil else { return }
+            guard sessions[credential.id] == nil, refused[credential.id] == nil, paused[credential.id] == nil else { return }
             if let until = credential.rateLimitedUntil, until > now {
                 paused[credential.id] = "rate limited by the vendor until \(Timestamp.rfc3339(milliseconds: until * 1000))"
                 return
@@ -198,6 +278,7 @@ public final class Fetcher: LambdaByteHandler {
             do {
                 let clock = fetcher.clock
                 sessions[credential.id] = try driver.session(plaintext: plaintext, caller: caller, now: { clock() })
+                plaintexts[credential.id] = plaintext
             } catch {
                 refused[credential.id] = error.description
             }
@@ -210,6 +291,12 @@ public final class Fetcher: LambdaByteHandler {
             let knownIDs = Set(known.map(\.externalSiteID))
             let zones = Set(known.filter(\.isActive).map(\.timeZone))
             for site in listed where !knownIDs.contains(site.externalSiteID) {
+                guard !site.externalSiteID.isEmpty, site.externalSiteID.utf8.count <= 200,
+                    !site.externalSiteID.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
+                else {
+                    log(.warning, "a listed site id was refused (empty, over 200 bytes or with control characters)", credential: credential)
+                    continue
+                }
                 var zone = site.timeZone
                 var source = "vendor"
                 var inactive: String?
@@ -226,7 +313,8 @@ public final class Fetcher: LambdaByteHandler {
                 }
                 if try integrations.addDiscoveredSite(
                     organizationID: credential.organizationID, vendor: driver.source, credentialID: credential.id,
-                    externalSiteID: site.externalSiteID, name: site.name, timeZone: zone, zoneSource: source, inactiveReason: inactive)
+                    externalSiteID: site.externalSiteID, name: site.name.map { String($0.prefix(200)) }, timeZone: zone, zoneSource: source,
+                    inactiveReason: inactive)
                 {
                     discovered += 1
                     log(.info, inactive == nil ? "new site discovered" : "new site discovered, inactive", credential: credential,
@@ -236,13 +324,15 @@ public final class Fetcher: LambdaByteHandler {
         }
 
         /// Records what a vendor error means for the credential.
-        mutating func handle(_ error: VendorError, credential: StoredCredential) throws {
+        mutating func handle(_ error: VendorError, credentialID: Int64) throws {
             switch error {
             case .rateLimited(let until, let reason):
-                paused[credential.id] = reason
-                try integrations.pauseCredential(id: credential.id, until: until, reason: reason)
+                if paused[credentialID] == nil {
+                    paused[credentialID] = reason
+                    try integrations.pauseCredential(id: credentialID, until: until, reason: reason)
+                }
             case .credentialRefused(let reason):
-                refused[credential.id] = reason
+                refused[credentialID] = reason
             case .failed:
                 break
             }
@@ -250,37 +340,42 @@ public final class Fetcher: LambdaByteHandler {
 
         mutating func recordCredential(_ credential: StoredCredential) throws {
             guard sessions[credential.id] != nil || refused[credential.id] != nil else { return }  // (paused before the run)
-            let siteErrors = outcomes.filter { $0.status == .error && $0.organizationID == credential.organizationID }.compactMap(\.error)
+            let siteErrors = outcomes.compactMap { $0 }.filter { $0.status == .error && $0.organizationID == credential.organizationID }
+                .compactMap(\.error)
             try integrations.recordCredentialUse(id: credential.id, error: refused[credential.id] ?? paused[credential.id] ?? siteErrors.first)
         }
 
         // MARK: One site
 
-        mutating func sync(_ site: IntegrationSite, credential: StoredCredential, range: (start: Int64, end: Int64)?) throws -> SiteOutcome {
+        enum Plan {
+            case settled(SiteOutcome)
+            case job(FetchJob)
+        }
+
+        /// Decides what to fetch for a site (or why nothing), holding its lock when it is a job.
+        mutating func plan(_ site: IntegrationSite, credential: StoredCredential, range: (start: Int64, end: Int64)?) throws -> Plan {
             var outcome = SiteOutcome(organizationID: site.organizationID, externalSiteID: site.externalSiteID, status: .skipped)
+            if let stop = signals.stopped(credential.id) {
+                // A worker learnt it before its result came back.
+                try handle(stop, credentialID: credential.id)
+            }
             if let reason = paused[credential.id] {
                 outcome.status = .rateLimited
                 outcome.error = reason
                 try integrations.recordSync(siteID: site.id, status: .rateLimited, error: reason, cursor: nil)
-                return outcome
+                return .settled(outcome)
             }
             if let reason = refused[credential.id] {
                 outcome.status = .error
                 outcome.error = reason
                 try integrations.recordSync(siteID: site.id, status: .error, error: reason, cursor: nil)
-                return outcome
+                return .settled(outcome)
             }
             guard !timeIsShort else {
                 outcome.error = "the invocation's deadline was near; the next run continues"
-                return outcome  // (its cursor and status stay: nothing was tried)
+                return .settled(outcome)  // (its cursor and status stay: nothing was tried)
             }
-            guard let session = sessions[credential.id] else { return outcome }
-            guard try integrations.tryLockSite(site.id) else {
-                outcome.error = "another run is fetching this site"
-                return outcome
-            }
-            defer { try? integrations.unlockSite(site.id) }
-
+            guard let session = sessions[credential.id], let plaintext = plaintexts[credential.id] else { return .settled(outcome) }
             let zone: ZoneRules
             do {
                 zone = try fetcher.zones.rules(site.timeZone)
@@ -288,7 +383,14 @@ public final class Fetcher: LambdaByteHandler {
                 outcome.status = .error
                 outcome.error = "the site's time zone: \(error)"
                 try integrations.recordSync(siteID: site.id, status: .error, error: outcome.error, cursor: nil)
-                return outcome
+                return .settled(outcome)
+            }
+
+            // Take the site (a concurrent run skips it), and its cursor as it is now.
+            let leaseSeconds = min(960, Int(context.remainingTime.components.seconds) + 60)
+            guard let fresh = try integrations.lease(siteID: site.id, seconds: leaseSeconds) else {
+                outcome.error = "another run is fetching this site"
+                return .settled(outcome)
             }
 
             // The window: from the cursor (less the overlap) or local midnight of yesterday, to now.
@@ -300,98 +402,57 @@ public final class Fetcher: LambdaByteHandler {
                 start = range.start / slot * slot
                 end = min(latest, (range.end + slot - 1) / slot * slot)
             } else {
-                start = site.cursor.map { $0 - fetcher.configuration.overlap } ?? zone.startOfLocalDay(containing: now - 86_400)
+                start = fresh.map { $0 - fetcher.configuration.overlap } ?? zone.startOfLocalDay(containing: now - 86_400)
                 start = max(start / slot * slot, latest - fetcher.configuration.maximumBacklog)
                 end = latest
             }
             outcome.window = (start, max(start, end))
             guard start < end else {
+                try integrations.release(siteID: site.id)
                 outcome.status = .success
                 try integrations.recordSync(siteID: site.id, status: .success, error: nil, cursor: nil)
-                return outcome
+                return .settled(outcome)
             }
 
             // The calls a quota leaves this run (hourly runs later today keep theirs).
-            let day = Timestamp.day(epochSeconds: now)
-            let scope = "site:" + site.externalSiteID
             var allowance = Int.max
             if let quota = driver.dailySiteQuota {
-                let used = try integrations.calls(credentialID: credential.id, scope: scope, day: day)
+                let used = try integrations.calls(credentialID: credential.id, scope: "site:" + site.externalSiteID, day: Timestamp.day(epochSeconds: now))
                 let perRun = session.callsNeeded(site: site.externalSiteID, start: latest - 3600, end: latest, zone: zone)
                 allowance = QuotaPlan.allowance(limit: quota, used: used, now: now, perRun: perRun)
             }
+            return .job(FetchJob(
+                credentialID: credential.id, plaintext: plaintext, site: site, zone: zone,
+                windows: windows(from: start, to: end, maximum: driver.maximumWindow), allowance: allowance, movesCursor: range == nil,
+                outcome: outcome, signals: signals))
+        }
 
-            var cursor: Int64?
-            var spent = 0
-            let pieces = windows(from: start, to: end, maximum: driver.maximumWindow)
-            var stopped: (status: SyncStatus, reason: String)?
-            for (index, piece) in pieces.enumerated() {
-                if index > 0, timeIsShort {
-                    stopped = (.partial, "the invocation's deadline was near after \(index) of \(pieces.count) windows; the next run continues")
-                    break
-                }
-                let needed = session.callsNeeded(site: site.externalSiteID, start: piece.start, end: piece.end, zone: zone)
-                if spent + needed > allowance {
-                    stopped = (.rateLimited, "the day's \(driver.source.rawValue) quota plan leaves no calls for this window (\(allowance) allowed this run); the next run continues")
-                    break
-                }
-                let before = caller.calls
-                let answers: [VendorAnswer]
-                do {
-                    answers = try session.fetch(site: site.externalSiteID, start: piece.start, end: piece.end, zone: zone)
-                } catch {
-                    spent += caller.calls - before
-                    try integrations.countCalls(credentialID: credential.id, scope: scope, day: day, count: caller.calls - before)
-                    try handle(error, credential: credential)
-                    switch error {
-                    case .rateLimited: stopped = (.rateLimited, error.description)
-                    default: stopped = (.error, error.description)
-                    }
-                    break
-                }
-                spent += caller.calls - before
-                try integrations.countCalls(credentialID: credential.id, scope: scope, day: day, count: caller.calls - before)
-                do {
-                    let key = try write(FetchedWindow(
-                        source: driver.source, format: driver.format, organizationID: site.organizationID, siteID: site.externalSiteID,
-                        timeZone: zone.name, fetchedAt: fetcher.clock(), start: piece.start, end: piece.end, answers: answers), sequence: index + 1)
-                    outcome.objects.append(key)
-                    outcome.slots += Int((piece.end - piece.start) / slot)
-                } catch {
-                    stopped = (.error, "writing the window to the lake failed: \(error)")
-                    break
-                }
-                if range == nil { cursor = piece.end }
-            }
-            outcome.calls = spent
-            if let stopped {
+        /// Records a worker's result: calls against the quota, the credential's state, the site's sync.
+        mutating func finish(_ job: FetchJob, _ result: FetchResult) throws -> SiteOutcome {
+            defer { try? integrations.release(siteID: job.site.id) }
+            let credential = StoredCredentialReference(id: job.credentialID, organizationID: job.site.organizationID)
+            let scope = "site:" + job.site.externalSiteID
+            try integrations.countCalls(credentialID: job.credentialID, scope: scope, day: Timestamp.day(epochSeconds: now), count: result.calls)
+            if let error = result.error { try handle(error, credentialID: job.credentialID) }
+            var outcome = job.outcome
+            outcome.objects = result.objects
+            outcome.slots = result.slots
+            outcome.calls = result.calls
+            if let stopped = result.stopped {
                 outcome.status = outcome.objects.isEmpty ? stopped.status : .partial
                 outcome.error = stopped.reason
             } else {
                 outcome.status = .success
             }
-            try integrations.recordSync(siteID: site.id, status: outcome.status, error: outcome.error, cursor: cursor)
-            log(outcome.status == .success ? .info : .warning, "site \(outcome.status.rawValue)", credential: credential, site: site.externalSiteID,
-                error: outcome.error, extra: ["objects": .stringConvertible(outcome.objects.count), "calls": .stringConvertible(spent),
-                                              "window": .string(Timestamp.rfc3339(milliseconds: start * 1000) + "/" + Timestamp.rfc3339(milliseconds: end * 1000))])
+            try integrations.recordSync(siteID: job.site.id, status: outcome.status, error: outcome.error, cursor: result.cursor)
+            let window = outcome.window.map { Timestamp.rfc3339(milliseconds: $0.start * 1000) + "/" + Timestamp.rfc3339(milliseconds: $0.end * 1000) }
+            log(outcome.status == .success ? .info : .warning, "site \(outcome.status.rawValue)", credential: credential, site: job.site.externalSiteID,
+                error: outcome.error, extra: ["objects": .stringConvertible(outcome.objects.count), "calls": .stringConvertible(result.calls),
+                                              "window": .string(window ?? "")])
             return outcome
         }
 
-        /// Writes one window under a key no earlier run used.
-        func write(_ window: FetchedWindow, sequence: Int) throws(ObjectStoreError) -> String {
-            var sequence = sequence
-            while true {
-                let key = FetchedWindowKey.key(source: window.source, organizationID: window.organizationID, siteID: window.siteID,
-                                               fetchedAt: window.fetchedAt, sequence: sequence)
-                if try fetcher.store.head(key) == nil {
-                    try fetcher.store.put(key, body: .bytes(window.envelope()), contentType: "application/json")
-                    return key
-                }
-                sequence += 100
-            }
-        }
-
-        func log(_ level: Logger.Level, _ message: String, credential: StoredCredential, site: String? = nil, error: String? = nil,
+        func log(_ level: Logger.Level, _ message: String, credential: some CredentialIdentity, site: String? = nil, error: String? = nil,
                  extra: Logger.Metadata = [:]) {
             var metadata: Logger.Metadata = extra
             metadata["organization"] = .stringConvertible(credential.organizationID)
@@ -405,15 +466,15 @@ public final class Fetcher: LambdaByteHandler {
 
     // MARK: - Output
 
-    private func emitMetrics(_ run: Run, caller: VendorCaller, duration: Int64, context: LambdaContext) {
+    private func emitMetrics(_ run: Run, duration: Int64, context: LambdaContext) {
         var metrics = EmbeddedMetrics(dimensionSets: [["Vendor"]])
         metrics.dimension("Vendor", driver.source.rawValue)
-        let outcomes = run.outcomes
+        let outcomes = run.outcomes.compactMap { $0 }
         metrics.metric("Sites", outcomes.count)
         metrics.metric("SitesFetched", outcomes.filter { $0.status == .success || $0.status == .partial }.count)
         metrics.metric("SitesDiscovered", run.discovered)
-        metrics.metric("Calls", caller.calls)
-        metrics.metric("Retries", caller.retries)
+        metrics.metric("Calls", run.calls)
+        metrics.metric("Retries", run.retries)
         metrics.metric("Rows", outcomes.reduce(0) { $0 + $1.slots })
         metrics.metric("Objects", outcomes.reduce(0) { $0 + $1.objects.count })
         metrics.metric("RateLimited", outcomes.filter { $0.status == .rateLimited }.count)
@@ -457,8 +518,17 @@ public final class Fetcher: LambdaByteHandler {
     }
 }
 
-extension StoredCredential {
-    var isUsable: Bool { true }
+/// What the engine's logs name of a credential.
+protocol CredentialIdentity {
+    var id: Int64 { get }
+    var organizationID: Int64 { get }
+}
+
+extension StoredCredential: CredentialIdentity {}
+
+struct StoredCredentialReference: CredentialIdentity {
+    var id: Int64
+    var organizationID: Int64
 }
 
 /// A failure of the run itself (the database unreachable): the invocation fails and is retried.

@@ -15,6 +15,8 @@ public struct FetcherConfiguration: Sendable {
     /// No new site or window is started with less time than this left in the invocation.
     public var minimumTimeLeft: Duration = .seconds(20)
     public var retry = RetryPolicy()
+    /// Sites fetched at once (capped by the vendor's ``VendorDriver/maximumConcurrency``).
+    public var concurrency = 3
     public var caBundlePath: String?
     /// The IANA zone database (sites' local days, the vendors' local wall times).
     public var zones = ZoneDatabase.standard()
@@ -28,6 +30,7 @@ public struct FetcherConfiguration: Sendable {
     /// `DATABASE_URL`, `METERLAKE_ENCRYPTION_KEY` (`_PREVIOUS`), the vendor's base URL variable
     /// (else `defaultBaseURL`), `METERLAKE_FETCH_OVERLAP_MINUTES` (60), `METERLAKE_FETCH_BACKLOG_DAYS`
     /// (31), `METERLAKE_FETCH_MIN_TIME_LEFT_SECONDS` (20), `METERLAKE_FETCH_RETRIES` (3 tries),
+    /// `METERLAKE_FETCH_CONCURRENCY` (3, capped by the vendor's limit),
     /// `METERLAKE_CA_BUNDLE`; the zone database must be readable (``ZoneDatabase/standard(environment:)``).
     public init(environment: Environment, baseURLVariable: String, defaultBaseURL: String) throws(ConfigurationError) {
         let base = environment[baseURLVariable] ?? defaultBaseURL
@@ -46,6 +49,10 @@ public struct FetcherConfiguration: Sendable {
         if let seconds = try environment.get("METERLAKE_FETCH_MIN_TIME_LEFT_SECONDS", as: Int.self) {
             guard (0...600).contains(seconds) else { throw .invalid(name: "METERLAKE_FETCH_MIN_TIME_LEFT_SECONDS", reason: "must be 0…600") }
             minimumTimeLeft = .seconds(seconds)
+        }
+        if let workers = try environment.get("METERLAKE_FETCH_CONCURRENCY", as: Int.self) {
+            guard (1...16).contains(workers) else { throw .invalid(name: "METERLAKE_FETCH_CONCURRENCY", reason: "must be 1…16") }
+            concurrency = workers
         }
         if let tries = try environment.get("METERLAKE_FETCH_RETRIES", as: Int.self) {
             guard (1...10).contains(tries) else { throw .invalid(name: "METERLAKE_FETCH_RETRIES", reason: "must be 1…10") }

@@ -15,6 +15,11 @@ public enum VendorError: Error, Equatable, Sendable, CustomStringConvertible {
     /// This request failed (after its retries); other sites may still work.
     case failed(String)
 
+    public var isRateLimit: Bool {
+        if case .rateLimited = self { return true }
+        return false
+    }
+
     public var description: String {
         switch self {
         case .rateLimited(let until, let reason): "\(reason) (paused until \(Timestamp.rfc3339(milliseconds: until * 1000)))"
@@ -24,28 +29,36 @@ public enum VendorError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Removes secrets from text that may echo them (a vendor's error body, a URL).
+/// Removes secrets from text that may echo them (a vendor's error body, a URL): each secret as it
+/// is, percent-encoded (upper- and lower-case hex, `+` for spaces) and JSON-escaped (with and
+/// without `\/`).
 public struct Redactor: Sendable {
-    private let secrets: [String]
+    private let variants: [String]
 
     public init(secrets: [String]) {
-        // Short values would redact ordinary words; a real secret is longer than 3 characters.
-        self.secrets = secrets.filter { $0.count > 3 }.sorted { $0.count > $1.count }
+        var variants = Set<String>()
+        for secret in secrets where !secret.isEmpty {
+            let encoded = SecretEncoding.percentEncoded(secret)
+            let escaped = SecretEncoding.jsonEscaped(secret)
+            variants.formUnion([secret, escaped, escaped.replacing("/", with: "\\/")])
+            // Hex digits in either case, a space as %20 or +; letters of the secret keep their case.
+            for percent in [encoded, SecretEncoding.percentEncoded(secret, lowercaseHex: true)] {
+                variants.formUnion([percent, percent.replacing("%20", with: "+")])
+            }
+        }
+        // Longest first, so a secret inside another is not left half-redacted.
+        self.variants = variants.sorted { $0.count > $1.count }
     }
 
     public func callAsFunction(_ text: String) -> String {
         var text = text
-        for secret in secrets {
-            text = text.replacing(secret, with: "***")
-            let encoded = SecretEncoding.percentEncoded(secret)
-            if encoded != secret { text = text.replacing(encoded, with: "***") }
-        }
+        for variant in variants where text.contains(variant) { text = text.replacing(variant, with: "***") }
         return text
     }
 }
 
 enum SecretEncoding {
-    static func percentEncoded(_ text: String) -> String {
+    static func percentEncoded(_ text: String, lowercaseHex: Bool = false) -> String {
         var out = ""
         for byte in text.utf8 {
             switch byte {
@@ -53,11 +66,17 @@ enum SecretEncoding {
                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
                 out.unicodeScalars.append(Unicode.Scalar(byte))
             default:
-                let hex = Array("0123456789ABCDEF".unicodeScalars)
+                let hex = Array((lowercaseHex ? "0123456789abcdef" : "0123456789ABCDEF").unicodeScalars)
                 out += "%" + String(hex[Int(byte >> 4)]) + String(hex[Int(byte & 0xF)])
             }
         }
         return out
+    }
+
+    /// The text as it appears inside a JSON string.
+    static func jsonEscaped(_ text: String) -> String {
+        let quoted = JSONValue.string(text).serialized
+        return String(quoted.dropFirst().dropLast())
     }
 }
 
@@ -114,7 +133,7 @@ public final class VendorCaller {
             do {
                 let response = try http.send(request, into: .memory(limit: 16 * 1024 * 1024))
                 guard response.status >= 500 else { return response }
-                failure = "\(what): HTTP \(response.status) \(redact(excerpt(response.body)))"
+                failure = "\(what): HTTP \(response.status) \(describe(response.body, redact: redact))"
             } catch {
                 guard error.isTransient else { throw .failed(redact("\(what): \(error)")) }
                 failure = redact("\(what): \(error)")
@@ -128,8 +147,10 @@ public final class VendorCaller {
         }
     }
 
-    func excerpt(_ body: [UInt8]) -> String {
-        let text = String(decoding: body.prefix(200), as: UTF8.self)
-        return String(text.unicodeScalars.map { $0.value < 0x20 ? " " : Character($0) })
+    /// A body for an error message: redacted whole (its first 64 KiB), then cut to 200 characters
+    /// on one line, so no secret is cut in half before it could be recognised.
+    func describe(_ body: [UInt8], redact: Redactor) -> String {
+        let text = redact(String(decoding: body.prefix(64 * 1024), as: UTF8.self))
+        return String(text.prefix(200).unicodeScalars.map { $0.value < 0x20 ? " " : Character($0) })
     }
 }

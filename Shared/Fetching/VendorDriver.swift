@@ -13,6 +13,8 @@ public protocol VendorDriver: Sendable {
     var maximumWindow: Int64 { get }
     /// The daily call quota per site, if the vendor has one; planned so hourly runs stay inside it.
     var dailySiteQuota: Int? { get }
+    /// The most calls in flight at once the vendor allows from one address.
+    var maximumConcurrency: Int { get }
     /// Opens a session for one credential's plaintext (the JSON stored sealed).
     func session(plaintext: [UInt8], caller: VendorCaller, now: @escaping () -> Int64) throws(VendorError) -> any VendorSession
 }
@@ -64,6 +66,8 @@ public struct SolarEdgeDriver: VendorDriver {
     public var slot: Int64 { SolarEdge.slot }
     public var maximumWindow: Int64 { SolarEdge.maximumWindow }
     public var dailySiteQuota: Int? { SolarEdge.dailyQuota }
+    /// SolarEdge: three concurrent calls per source address.
+    public var maximumConcurrency: Int { 3 }
 
     public init(baseURL: String) { self.baseURL = baseURL }
 
@@ -88,7 +92,9 @@ final class SolarEdgeSession: VendorSession {
         self.redact = Redactor(secrets: [key])
     }
 
-    /// GETs `call` and returns its JSON body, verbatim and parsed.
+    /// GETs `call` and returns its JSON body, verbatim and parsed. A 401/403 refuses the credential
+    /// only for calls without a site (`/sites/list`); for a site it may mean "no access to this
+    /// site" or "window too long", and fails that site alone.
     private func get(_ call: SolarEdge.Call) throws(VendorError) -> (body: [UInt8], value: JSONValue) {
         let separator = call.path.contains("?") ? "&" : "?"
         let url = join(baseURL, call.path) + separator + "api_key=" + SecretEncoding.percentEncoded(key)
@@ -97,15 +103,17 @@ final class SolarEdgeSession: VendorSession {
         switch response.status {
         case 200:
             guard let value = try? JSONParser.parse(response.body) else {
-                throw .failed("\(what): the answer is not JSON (\(redact(caller.excerpt(response.body))))")
+                throw .failed("\(what): the answer is not JSON (\(caller.describe(response.body, redact: redact)))")
             }
             return (response.body, value)
         case 429:
             throw .rateLimited(until: nextUTCMidnight(after: now() / 1000), reason: "SolarEdge quota spent (HTTP 429 on \(call.name))")
+        case 401, 403 where call.name == "sites":
+            throw .credentialRefused("\(what): HTTP \(response.status): the key is invalid or not an account key")
         case 401, 403:
-            throw .credentialRefused("\(what): HTTP \(response.status): the key is invalid, lacks access to the site, or the window is too long")
+            throw .failed("\(what): HTTP \(response.status): the key is invalid, lacks access to the site, or the window is too long")
         default:
-            throw .failed("\(what): HTTP \(response.status) \(redact(caller.excerpt(response.body)))")
+            throw .failed("\(what): HTTP \(response.status) \(caller.describe(response.body, redact: redact))")
         }
     }
 
@@ -113,6 +121,8 @@ final class SolarEdgeSession: VendorSession {
         var sites: [DiscoveredSite] = []
         var start = 0
         while true {
+            // Listing is best effort: it stops short of the deadline and of 10,000 sites.
+            guard caller.timeLeft() > .seconds(30), sites.count < 10_000 else { return sites }
             let page: (body: [UInt8], value: JSONValue)
             do {
                 page = try get(SolarEdge.sitesList(startIndex: start))
@@ -136,7 +146,15 @@ final class SolarEdgeSession: VendorSession {
     func fetch(site: String, start: Int64, end: Int64, zone: ZoneRules) throws(VendorError) -> [VendorAnswer] {
         var answers: [VendorAnswer] = []
         for call in SolarEdge.calls(site: site, start: start, end: end, zone: zone) {
-            let (body, _) = try get(call)
+            let body: [UInt8]
+            do {
+                body = try get(call).body
+            } catch .failed(let reason) where call.name == "sensors" {
+                // Sensors are extra: a site without them (or without access to them) keeps its energy and power.
+                answers.append(VendorAnswer(call: "sensors-unavailable", request: "GET " + call.path,
+                                            body: Array(#"{"reason":\#(JSONValue.string(reason).serialized)}"#.utf8)))
+                continue
+            }
             answers.append(VendorAnswer(call: call.name, request: "GET " + call.path, body: body))
         }
         return answers
@@ -154,6 +172,8 @@ public struct GoodWeDriver: VendorDriver {
     public var slot: Int64 { GoodWe.slot }
     public var maximumWindow: Int64 { GoodWe.maximumWindow }
     public var dailySiteQuota: Int? { nil }
+    /// SEMS publishes no limit; two at a time stays polite.
+    public var maximumConcurrency: Int { 2 }
 
     public init(baseURL: String) { self.baseURL = baseURL }
 
@@ -174,8 +194,10 @@ public struct GoodWeDriver: VendorDriver {
         guard let target = parts(url), let origin = parts(base) else { return false }
         guard target.scheme == "https" || (target.scheme == "http" && origin.scheme == "http") else { return false }
         if target.host == origin.host { return true }
+        // An address (not a name) has no parent domain: only itself is trusted.
+        let isAddress = origin.host.contains(":") || origin.host.allSatisfy { $0.isNumber || $0 == "." }
         let labels = origin.host.split(separator: ".")
-        guard labels.count >= 3 else { return false }
+        guard !isAddress, labels.count >= 3 else { return false }
         return target.host.hasSuffix("." + labels.dropFirst().joined(separator: "."))
     }
 
@@ -222,7 +244,7 @@ final class GoodWeSession: VendorSession {
                                   body: .bytes(GoodWe.loginBody(account: account, password: password)))
         let response = try caller.send(request, what: "GoodWe login", redact: redact)
         guard response.status == 200, let answer = try? JSONParser.parse(response.body) else {
-            throw .failed("GoodWe login: HTTP \(response.status) \(redact(caller.excerpt(response.body)))")
+            throw .failed("GoodWe login: HTTP \(response.status) \(caller.describe(response.body, redact: redact))")
         }
         if case .rateLimited(let message) = GoodWe.outcome(of: answer) {
             throw .rateLimited(until: now() / 1000 + 300, reason: "GoodWe rate limit on login: \(redact(message))")
@@ -259,13 +281,14 @@ final class GoodWeSession: VendorSession {
                                       headers: ["Content-Type": "application/json", "Token": token!], body: .bytes(body))
             let response = try caller.send(request, what: what, redact: redact)
             guard response.status == 200, let answer = try? JSONParser.parse(response.body) else {
-                throw .failed("\(what): HTTP \(response.status) \(redact(caller.excerpt(response.body)))")
+                throw .failed("\(what): HTTP \(response.status) \(caller.describe(response.body, redact: redact))")
             }
             switch GoodWe.outcome(of: answer) {
             case .success(let data):
                 return (response.body, data)
             case .loginNeeded(let code):
-                guard !relogged else { throw .credentialRefused("\(what): code \(code) again right after a new login") }
+                // Twice in a row: "no access" to this plant, not an expired login.
+                guard !relogged else { throw .failed("\(what): code \(code) again right after a new login (no access to this plant?)") }
                 relogged = true
                 try login()
             case .rateLimited(let message):
@@ -279,6 +302,8 @@ final class GoodWeSession: VendorSession {
     func discover() throws(VendorError) -> [DiscoveredSite]? {
         var sites: [DiscoveredSite] = []
         for page in 1...200 {
+            // Listing is best effort: it stops short of the deadline.
+            guard caller.timeLeft() > .seconds(30) else { break }
             let (_, data) = try post(GoodWe.plantsPath, body: GoodWe.plantsBody(page: page), what: "GoodWe plant list")
             guard let listed = GoodWe.plants(in: data) else { throw .failed("GoodWe plant list: the answer has no data.list") }
             sites += listed

@@ -24,6 +24,10 @@ public struct IntegrationSite: Sendable, Equatable {
     public var isActive: Bool
     /// The end of its last fully fetched window, Unix seconds; `nil` when never synced.
     public var cursor: Int64?
+    /// `vendor`, `configured`, `inferred` or `unknown`.
+    public var timeZoneSource: String = "configured"
+    /// Why the last sync failed, or why the site waits inactive.
+    public var lastSyncError: String?
 }
 
 /// The outcome of one site's sync, as `integration_site.last_sync_status` records it.
@@ -114,7 +118,7 @@ public struct Integrations {
     private func sites(where condition: String, _ parameters: [String?]) throws -> [IntegrationSite] {
         let rows = try connection.query("""
             SELECT id, organization_id, credential_id, external_site_id, external_site_name, time_zone, is_active,
-                   extract(epoch FROM sync_cursor)::bigint AS cursor
+                   extract(epoch FROM sync_cursor)::bigint AS cursor, time_zone_source, last_sync_error
             FROM integration_site WHERE \(condition) ORDER BY sync_cursor NULLS FIRST, id
             """, parameters)
         return (0..<rows.count).map { row in
@@ -122,12 +126,13 @@ public struct Integrations {
                 id: Int64(rows[row, "id"]!)!, organizationID: Int64(rows[row, "organization_id"]!)!,
                 credentialID: rows[row, "credential_id"].flatMap { Int64($0) }, externalSiteID: rows[row, "external_site_id"]!,
                 name: rows[row, "external_site_name"], timeZone: rows[row, "time_zone"]!, isActive: rows[row, "is_active"] == "t",
-                cursor: rows[row, "cursor"].flatMap { Int64($0) })
+                cursor: rows[row, "cursor"].flatMap { Int64($0) }, timeZoneSource: rows[row, "time_zone_source"]!,
+                lastSyncError: rows[row, "last_sync_error"])
         }
     }
 
     /// Registers a site the vendor listed, unless it is known already; true when it was new.
-    /// A site without a zone is stored inactive, with `lastSyncError` saying why.
+    /// A site without a zone is stored inactive (zone source `unknown`), with `lastSyncError` saying why.
     @discardableResult
     public func addDiscoveredSite(
         organizationID: Int64, vendor: SourceSystem, credentialID: Int64, externalSiteID: String, name: String?,
@@ -139,11 +144,12 @@ public struct Integrations {
             VALUES ($1, $2, $3, $4, $5, coalesce($6, 'UTC'), $7, $8, $9, now())
             ON CONFLICT (organization_id, data_source_id, external_site_id) DO NOTHING
             RETURNING id
-            """, [String(organizationID), String(credentialID), String(vendor.id), externalSiteID, name, timeZone, zoneSource,
-                  inactiveReason == nil ? "true" : "false", inactiveReason]).count == 1
+            """, [String(organizationID), String(credentialID), String(vendor.id), externalSiteID, name, timeZone,
+                  inactiveReason == nil ? zoneSource : "unknown", inactiveReason == nil ? "true" : "false", inactiveReason]).count == 1
     }
 
-    /// Registers or updates a site by hand (`meterlake site add`): active, with its zone.
+    /// Registers or updates a site by hand (`meterlake site add`): active, with its zone (`nil`
+    /// keeps the zone it has; callers refuse that for a site whose zone is unknown).
     public func upsertSite(
         organizationID: Int64, vendor: SourceSystem, credentialID: Int64, externalSiteID: String, timeZone: String?
     ) throws -> Int64 {
@@ -190,15 +196,19 @@ public struct Integrations {
 
     // MARK: Exclusion
 
-    /// Takes the site's advisory lock for this session, if no other run holds it. The lock's key
-    /// hashes the schema with the site, so deployments sharing a database do not block each other.
-    public func tryLockSite(_ siteID: Int64) throws -> Bool {
-        try connection.query("SELECT pg_try_advisory_lock(\(Self.lockKey)) AS locked", [String(siteID)])[0, "locked"] == "t"
+    /// Takes the site for `seconds` unless another run holds it; returns its cursor as it is now
+    /// (Unix seconds; `.some(nil)` when never synced), or `nil` when the site is taken.
+    public func lease(siteID: Int64, seconds: Int) throws -> Int64?? {
+        let rows = try connection.query("""
+            UPDATE integration_site SET lease_until = now() + make_interval(secs => $2::int)
+            WHERE id = $1 AND (lease_until IS NULL OR lease_until < now())
+            RETURNING extract(epoch FROM sync_cursor)::bigint AS cursor
+            """, [String(siteID), String(seconds)])
+        guard rows.count == 1 else { return nil }
+        return .some(rows[0, "cursor"].flatMap { Int64($0) })
     }
 
-    public func unlockSite(_ siteID: Int64) throws {
-        try connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", [String(siteID)])
+    public func release(siteID: Int64) throws {
+        try connection.query("UPDATE integration_site SET lease_until = NULL WHERE id = $1", [String(siteID)])
     }
-
-    private static let lockKey = "hashtextextended('meterlake.fetch:' || current_schema() || ':' || $1::text, 0)"
 }

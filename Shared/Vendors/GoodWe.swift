@@ -68,7 +68,7 @@ public enum GoodWe {
     /// Plants of a plant-list `data` (`list[].powerstation_id`, `stationname`); GoodWe gives no zone.
     public static func plants(in data: JSONValue) -> [DiscoveredSite]? {
         guard let list = data["list"]?.elements else { return nil }
-        return list.compactMap { plant in
+        return list.prefix(plantsPageSize).compactMap { plant in
             guard let id = plant["powerstation_id"]?.text, !id.isEmpty else { return nil }
             return DiscoveredSite(externalSiteID: id, name: plant["stationname"]?.text, timeZone: nil)
         }
@@ -128,10 +128,10 @@ public struct GoodWeTransform: VendorEnvelopeTransform {
             guard let pv = lines.first(where: { ($0["key"] ?? $0["name"])?.text == "PCurve_Power_PV" }) else { continue }
             var resolver = WallTimeResolver(zone: zone)
             for point in pv["xy"]?.elements ?? [] {
-                guard let x = point["x"]?.text, let minutes = Self.minutes(x) else {
-                    throw .notAnEnvelope(reason: "the chart answer at line \(answerLine) has a point whose x is not HH:mm")
+                // A point whose x is not HH:mm names no slot: its slot stays missing.
+                guard let x = point["x"]?.text, let minutes = Self.minutes(x), let instant = resolver.instant(forLocal: midnight + minutes * 60) else {
+                    continue
                 }
-                guard let instant = resolver.instant(forLocal: midnight + minutes * 60) else { continue }
                 let slot = instant - ((instant % GoodWe.slot) + GoodWe.slot) % GoodWe.slot
                 if power[slot] == nil, let watts = point["y"]?.number { power[slot] = watts }
             }

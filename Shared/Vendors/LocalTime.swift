@@ -85,13 +85,15 @@ extension RawRecord {
 }
 
 extension JSONValue {
-    /// A number, or a numeric string (vendors send both).
+    /// A finite number, or a numeric string (vendors send both); never inf or NaN, which no
+    /// column or `other_metrics` can hold.
     var number: Double? {
-        switch self {
+        let value: Double? = switch self {
         case .number(let literal): Double(literal)
         case .string(let text): Double(text)
         default: nil
         }
+        return value.flatMap { $0.isFinite ? $0 : nil }
     }
 
     var text: String? {

@@ -49,8 +49,8 @@ public enum SolarEdge {
         guard let container = answer["sites"] ?? answer["Sites"], let list = (container["site"] ?? container["list"])?.elements else {
             return nil
         }
-        let total = container["count"]?.number.map { Int($0) } ?? list.count
-        let sites = list.compactMap { site -> DiscoveredSite? in
+        let total = container["count"]?.number.flatMap { Int(exactly: $0.rounded(.down)) }.map { min(max($0, 0), 1_000_000) } ?? list.count
+        let sites = list.prefix(pageSize).compactMap { site -> DiscoveredSite? in
             guard let id = site["id"]?.text else { return nil }
             return DiscoveredSite(externalSiteID: id, name: site["name"]?.text, timeZone: site["location"]?["timeZone"]?.text)
         }
@@ -113,10 +113,10 @@ public struct SolarEdgeTransform: VendorEnvelopeTransform {
                 if call == "energy", let by = series["measuredBy"]?.text { measuredBy = by }
                 var resolver = WallTimeResolver(zone: zone)
                 for value in values {
-                    guard let date = value["date"]?.text, let local = LocalTime.parse(date) else {
-                        throw .notAnEnvelope(reason: "the \(call) answer at line \(answerLine) has a value without a valid date")
-                    }
-                    guard let instant = resolver.instant(forLocal: local), let number = value["value"]?.number else { continue }
+                    // A value without a readable date names no slot: its slot stays missing.
+                    guard let date = value["date"]?.text, let local = LocalTime.parse(date),
+                        let instant = resolver.instant(forLocal: local), let number = value["value"]?.number
+                    else { continue }
                     if call == "energy" { energy[instant] = number } else { power[instant] = number }
                 }
             case "sensors":

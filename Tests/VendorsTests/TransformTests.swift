@@ -68,9 +68,6 @@ import Vendors
         #expect(throws: FileFormatError.notAnEnvelope(reason: "the energy answer at line 2 has no energy.values")) {
             try read(solarEdge("2026-06-15T10:00:00Z", "2026-06-15T10:15:00Z", energy: #"{"energy":{}}"#))
         }
-        #expect(throws: FileFormatError.notAnEnvelope(reason: "the energy answer at line 2 has a value without a valid date")) {
-            try read(solarEdge("2026-06-15T10:00:00Z", "2026-06-15T10:15:00Z", energy: #"{"energy":{"values":[{"date":"15/06/2026","value":1}]}}"#))
-        }
         var unknownZone = solarEdge("2026-06-15T10:00:00Z", "2026-06-15T10:15:00Z", energy: #"{"energy":{"values":[]}}"#)
         unknownZone.timeZone = "../../etc/passwd"
         #expect(throws: FileFormatError.self) { try read(unknownZone) }
@@ -90,6 +87,15 @@ import Vendors
             _ = try ReadingFileReader(source: MemoryByteSource(Array(late.utf8)), name: "x.json", sourceSystem: .solarEdge, organizationID: 42,
                                       transforms: VendorCatalog.transforms(zones: zones), now: 0, ingestedAt: 0).nextBatch()
         }
+    }
+
+    /// Values no column can hold (inf, NaN) and values without a readable date leave their slot
+    /// missing instead of failing the file.
+    @Test func unusableValuesLeaveTheirSlotMissing() throws {
+        let energy = #"{"energy":{"values":[{"date":"2026-06-15 12:00:00","value":"NaN"},{"date":"2026-06-15 12:15:00","value":1e400},{"date":"15.06.2026 12:30","value":3},{"date":"2026-06-15 12:45:00","value":"4.5"}]}}"#
+        let batch = try read(solarEdge("2026-06-15T10:00:00Z", "2026-06-15T11:00:00Z", energy: energy))
+        #expect(batch.violations.isEmpty)
+        #expect(batch.readings.map(\.energyWh) == [nil, nil, nil, 4.5])
     }
 
     @Test func anEmptyWindowIsMissingRowsNotAnError() throws {

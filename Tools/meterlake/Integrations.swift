@@ -73,7 +73,8 @@ enum IntegrationCommands {
         }
     }
 
-    /// `site add --org N --vendor V --site EXT [--time-zone ZONE] [--credential ID]`.
+    /// `site add --org N --vendor V --site EXT [--time-zone ZONE] [--credential ID]`; the zone may be
+    /// left out only for a site whose zone the vendor or an operator gave before.
     static func site(_ arguments: ArraySlice<String>, environment: Environment) throws(Failure) -> String {
         guard arguments.first == "add" else { throw .usage("site needs 'add'") }
         let parsed = try options(arguments.dropFirst(), allowed: ["org", "vendor", "site", "time-zone", "credential"])
@@ -104,6 +105,15 @@ enum IntegrationCommands {
                         : "organisation \(organizationID) has \(active.count) active \(vendor.rawValue) credentials (\(active.map { String($0.id) }.joined(separator: ", "))): choose one with --credential ID")
                 }
                 credentialID = active[0].id
+            }
+            // Vendors report local wall time: a site is never fetched on a zone nobody chose.
+            if zone == nil {
+                let existing = try integrations.site(organizationID: organizationID, vendor: vendor, externalSiteID: site)
+                guard let existing, existing.timeZoneSource == "vendor" || existing.timeZoneSource == "configured" else {
+                    throw Failure.refused(existing == nil
+                        ? "a new site needs --time-zone Area/City (its IANA zone: vendors report local wall time)"
+                        : "site \(site)'s zone is \(existing!.timeZoneSource): give it with --time-zone Area/City")
+                }
             }
             let id = try integrations.upsertSite(organizationID: organizationID, vendor: vendor, credentialID: credentialID,
                                                  externalSiteID: site, timeZone: zone)

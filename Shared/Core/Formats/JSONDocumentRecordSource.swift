@@ -15,6 +15,8 @@ import Glibc
 public final class JSONDocumentRecordSource: RecordSource {
     private let source: any ByteSource
     private let maximumRecordBytes: Int
+    /// The cap of the value being parsed: a reading's, or (a vendor answer) the answers' budget left.
+    private var valueCap: Int
     private let maximumDepth: Int
     private let expectedSource: SourceSystem
     private let expectedOrganization: Int64
@@ -73,6 +75,7 @@ public final class JSONDocumentRecordSource: RecordSource {
         self.transforms = transforms
         self.maximumAnswerBytes = limits.maximumVendorAnswerBytes
         self.maximumRecordBytes = limits.maximumRecordBytes
+        self.valueCap = limits.maximumRecordBytes
         self.maximumDepth = limits.maximumNestingDepth
         self.expectedSource = expectedSource
         self.expectedOrganization = expectedOrganization
@@ -223,7 +226,15 @@ public final class JSONDocumentRecordSource: RecordSource {
             first = false
             _ = try peek()
             let (line, start) = (lineNumber(), position)
-            let value = try parse(line: line) { (parser: inout JSONParser) throws(JSONSyntaxError) in try parser.parseValue(depth: 2) }
+            // One answer may be larger than a reading (a month of quarter hours), within the budget left.
+            valueCap = max(1, maximumAnswerBytes - answerBytes)
+            defer { valueCap = maximumRecordBytes }
+            let value: JSONValue
+            do {
+                value = try parse(line: line) { (parser: inout JSONParser) throws(JSONSyntaxError) in try parser.parseValue(depth: 2) }
+            } catch .recordTooLong {
+                throw .notAnEnvelope(reason: "the vendor answers exceed \(maximumAnswerBytes) bytes; fetch shorter windows")
+            }
             answerBytes += position - start
             guard answerBytes <= maximumAnswerBytes else {
                 throw .notAnEnvelope(reason: "the vendor answers exceed \(maximumAnswerBytes) bytes; fetch shorter windows")
@@ -349,8 +360,8 @@ public final class JSONDocumentRecordSource: RecordSource {
     private func parse<T, Failure: Error>(line: Int, _ body: (inout JSONParser) throws(Failure) -> T) throws(FileFormatError) -> T {
         while true {
             let available = window.count - position
-            let capped = available >= maximumRecordBytes
-            var parser = JSONParser(bytes: window, range: position..<position + min(available, maximumRecordBytes), maximumDepth: maximumDepth)
+            let capped = available >= valueCap
+            var parser = JSONParser(bytes: window, range: position..<position + min(available, valueCap), maximumDepth: maximumDepth)
             parser.keyCache = keyCache
             parser.keyCacheDepth = 2
             do {
@@ -365,7 +376,7 @@ public final class JSONDocumentRecordSource: RecordSource {
                 return value
             } catch {
                 let stoppedAtEdge = parser.position >= parser.end - 16
-                if stoppedAtEdge, capped { throw .recordTooLong(line: line, limit: maximumRecordBytes) }
+                if stoppedAtEdge, capped { throw .recordTooLong(line: line, limit: valueCap) }
                 if stoppedAtEdge, !ended {
                     parser = JSONParser(bytes: [])
                     try fill()

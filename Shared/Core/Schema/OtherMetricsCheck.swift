@@ -77,6 +77,8 @@ enum OtherMetricsCheck {
             fraction = bytes.prefix(while: isDigit)
             bytes = bytes.dropFirst(fraction.count)
         }
+        // A number has a digit ("inf", "nan" and "-" are no numbers PostgreSQL takes).
+        guard !integer.isEmpty || !fraction.isEmpty else { return false }
         var exponent = 0
         if bytes.first == UInt8(ascii: "e") || bytes.first == UInt8(ascii: "E") {
             bytes = bytes.dropFirst()

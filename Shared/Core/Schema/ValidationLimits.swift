@@ -37,8 +37,9 @@ public struct ValidationLimits: Sendable, Equatable {
     public var maximumDocumentBytes = 256 * 1024 * 1024
     public var maximumNestingDepth = 64
     /// A vendor envelope's answers are held whole until its transform joins them (a month of
-    /// SolarEdge quarter hours is about 300 KB): this caps their bytes.
-    public var maximumVendorAnswerBytes = 32 * 1024 * 1024
+    /// SolarEdge quarter hours with sensors is under 1 MB): this caps their bytes, and so the
+    /// parsed tree (about 30 bytes of tree per byte of the densest JSON: 8 MiB stays under 300 MB).
+    public var maximumVendorAnswerBytes = 8 * 1024 * 1024
     /// Decompressed bytes allowed from one gzip file.
     public var maximumDecompressedBytes: Int64 = 16 * 1024 * 1024 * 1024
     /// Decompressed/compressed ratio above which a gzip file counts as a bomb (checked past 1 MiB).

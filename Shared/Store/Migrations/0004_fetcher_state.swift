@@ -5,10 +5,14 @@ extension Migration {
         -- The end of the site's last fully fetched window (UTC). A failed or partial window leaves
         -- it where it was, so the next run fetches the gap again.
         ALTER TABLE integration_site ADD COLUMN sync_cursor timestamptz;
-        -- How the site's zone was learnt: the vendor said it, an operator set it, or it was inferred.
+        -- How the site's zone was learnt: the vendor said it, an operator set it, it was inferred
+        -- from the credential's other sites, or it is unknown (the site waits inactive for one).
         ALTER TABLE integration_site ADD COLUMN time_zone_source text NOT NULL DEFAULT 'configured'
-            CHECK (time_zone_source IN ('vendor', 'configured', 'inferred'));
+            CHECK (time_zone_source IN ('vendor', 'configured', 'inferred', 'unknown'));
         ALTER TABLE integration_site ADD COLUMN discovered_at timestamptz;
+        -- A run fetching the site holds it until then (a lease, not a session lock: it works
+        -- through a transaction-mode pooler, and a crashed run's lease simply expires).
+        ALTER TABLE integration_site ADD COLUMN lease_until timestamptz;
         -- A vendor answered "too many requests": no calls with this credential before then.
         ALTER TABLE integration_credential ADD COLUMN rate_limited_until timestamptz;
 

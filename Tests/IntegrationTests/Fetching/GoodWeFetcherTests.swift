@@ -119,6 +119,10 @@ import TestSupport
         #expect(found.count == 1 && found[0].isActive == false)
         let error = try lonely.database.connect().query("SELECT last_sync_error FROM integration_site")[0, "last_sync_error"]
         #expect(error?.contains("gives no time zone: set one with `meterlake site add --org 42 --vendor goodwe --site \(Self.plant) --time-zone Area/City`") == true)
+        // Nor does a backfill fetch it on a zone nobody chose.
+        let backfill = try lonely.backfill(.goodWe, site: Self.plant, "2026-06-14T22:00:00Z", "2026-06-15T22:00:00Z")
+        #expect(backfill.first?["status"] as? String == "error")
+        #expect((backfill.first?["error"] as? String)?.hasPrefix("the site is inactive: goodwe gives no time zone") == true)
     }
 
     /// The token only goes where the portal is: the base's host or a sibling under its parent
@@ -133,9 +137,22 @@ import TestSupport
         ("https://eusemsportal.com/api/", "https://www.semsportal.com/api/", false),
         ("http://127.0.0.1:9/goodwe-eu/api/", "http://127.0.0.1:9/goodwe/api/", true),
         ("http://127.0.0.2:9/api/", "http://127.0.0.1:9/goodwe/api/", false),
+        ("http://10.0.0.1:9/api/", "http://127.0.0.1:9/goodwe/api/", false),  // (an address has no parent domain)
         ("file:///etc/passwd", "https://www.semsportal.com/api/", false),
     ])
     func theRegionalURLMustBeThePortals(url: String, base: String, trusted: Bool) {
         #expect(GoodWeDriver.isTrustedDataURL(url, base: base) == trusted)
+    }
+
+    /// Secrets are redacted however a vendor echoes them: raw, percent-encoded either case,
+    /// JSON-escaped; and a body is redacted before it is cut, so no half secret survives.
+    @Test func theRedactorFindsEchoedSecrets() {
+        let redact = Redactor(secrets: [#"pa"ss/w0rd é"#, "K3Y"])
+        #expect(redact(#"bad password pa"ss/w0rd é"#) == "bad password ***")
+        #expect(redact(#"{"pwd":"pa\"ss\/w0rd é"}"#) == #"{"pwd":"***"}"#)
+        #expect(redact(#"{"pwd":"pa\"ss/w0rd é"}"#) == #"{"pwd":"***"}"#)
+        #expect(redact("?pwd=pa%22ss%2Fw0rd%20%C3%A9&x") == "?pwd=***&x")
+        #expect(redact("?pwd=pa%22ss%2fw0rd+%c3%a9") == "?pwd=***")
+        #expect(redact("key K3Y!") == "key ***!")
     }
 }

@@ -135,9 +135,11 @@ import TestSupport
     }
 
     /// A 429 mid-run: the key is paused until the next UTC day, the rest of its sites are
-    /// `rate_limited` without a call, and the next run makes no call at all.
+    /// `rate_limited` without a call, and the next run makes no call at all. (One site at a time
+    /// here, so which calls happen is exact; with several workers, one in flight may finish.)
     @Test func aQuotaHitMidRunPausesTheKey() throws {
         let harness = try FetcherHarness(vendorConfig: Self.config)
+        harness.settings["METERLAKE_FETCH_CONCURRENCY"] = "1"
         let credential = try harness.addCredential(.solarEdge, Self.account)
         try harness.addSite(.solarEdge, "3017452", zone: "Europe/Berlin", credential: credential)
         try harness.addSite(.solarEdge, "3017453", zone: "Europe/Berlin", credential: credential)
@@ -195,32 +197,57 @@ import TestSupport
     }
 
     /// A short deadline: work stops being started, the sites left are `skipped` with their
-    /// cursors untouched, and the longest unsynced went first.
+    /// cursors untouched, and the longest unsynced went first. Three sites are fetched at once,
+    /// never more (SolarEdge allows three concurrent calls).
     @Test func aRunMeetsItsDeadline() throws {
         var sites: [String: Any] = [:]
-        let ids = (1...6).map { "50000\($0)" }
+        let ids = (1...9).map { "50000\($0)" }
         for id in ids { sites[id] = ["name": id, "timeZone": "Europe/Berlin", "sensors": false] }
         let harness = try FetcherHarness(vendorConfig: [
-            "solaredge": ["keys": ["se-site-key-ABCDEFGHIJ": ["kind": "site", "sites": ids]], "sites": sites], "latency_ms": 400,
+            "solaredge": ["keys": ["se-site-key-ABCDEFGHIJ": ["kind": "site", "sites": ids]], "sites": sites], "latency_ms": 1500,
         ])
-        harness.settings["METERLAKE_FETCH_MIN_TIME_LEFT_SECONDS"] = "4"
+        harness.settings["METERLAKE_FETCH_MIN_TIME_LEFT_SECONDS"] = "5"
         let credential = try harness.addCredential(.solarEdge, #"{"api_key": "se-site-key-ABCDEFGHIJ"}"#)
         let now = Int64(Date().timeIntervalSince1970) / 900 * 900
         for (index, id) in ids.enumerated() {
             let site = try harness.addSite(.solarEdge, id, zone: "Europe/Berlin", credential: credential)
             // Older cursors for the first sites: they must be fetched first.
-            try harness.integrations.recordSync(siteID: site, status: .success, error: nil, cursor: now - Int64(6 - index) * 3600)
+            try harness.integrations.recordSync(siteID: site, status: .success, error: nil, cursor: now - Int64(9 - index) * 3600)
         }
-        let outcome = try harness.scheduled(.solarEdge, secondsLeft: 7)
+        let outcome = try harness.scheduled(.solarEdge, secondsLeft: 9)
         let statuses = outcome.map { $0["status"] as! String }
-        #expect(statuses.contains("success") && statuses.contains("skipped"))
+        #expect(statuses.contains("success") && statuses.contains("skipped"), "\(statuses)")
         #expect(statuses.firstIndex(of: "skipped")! > statuses.lastIndex(of: "success")!)
         #expect(outcome.map { $0["external_site_id"] as! String } == ids)
-        for site in try harness.integrations.sites(credentialID: credential) where statuses[ids.firstIndex(of: site.externalSiteID)!] == "skipped" {
-            #expect(site.cursor == now - Int64(6 - ids.firstIndex(of: site.externalSiteID)!) * 3600)
+        for site in try harness.integrations.sites(credentialID: credential) {
+            let index = ids.firstIndex(of: site.externalSiteID)!
+            if statuses[index] == "skipped" { #expect(site.cursor == now - Int64(9 - index) * 3600) }
         }
+        #expect(outcome.first { $0["status"] as? String == "skipped" }?["error"] as? String
+            == "the invocation's deadline was near; the next run continues")
         // A site key cannot list sites: that is no error.
         #expect(!statuses.contains("error"))
+        #expect(try harness.vendors.stats()["max_concurrency"] as? Int == 3)
+    }
+
+    /// A 403 for one site (no access to it) fails that site only; a site whose sensors are
+    /// refused keeps its energy and power.
+    @Test func oneSiteWithoutAccessDoesNotStopTheOthers() throws {
+        let harness = try FetcherHarness(vendorConfig: Self.config)
+        let credential = try harness.addCredential(.solarEdge, Self.account)
+        try harness.addSite(.solarEdge, "3017452", zone: "Europe/Berlin", credential: credential)
+        try harness.addSite(.solarEdge, "3017453", zone: "Europe/Berlin", credential: credential)
+        try harness.vendors.control(["faults": [["path": "/site/3017452/energy", "status": 403, "times": 1],
+                                                ["path": "/site/3017453/sensors", "status": 403, "times": 1]]])
+        let sites = try harness.scheduled(.solarEdge)
+        let byID = Dictionary(uniqueKeysWithValues: sites.map { ($0["external_site_id"] as! String, $0) })
+        #expect(byID["3017452"]?["status"] as? String == "error")
+        #expect((byID["3017452"]?["error"] as? String)?.hasPrefix("SolarEdge energy: HTTP 403") == true)
+        #expect(byID["3017453"]?["status"] as? String == "success")
+        let files = try harness.validate(byID["3017453"]?["objects"] as? [String] ?? [])
+        #expect(files.map(\.status) == [.validated])
+        #expect(try harness.readings(site: "3017453").values.contains { $0.quality == "measured" })
+        #expect(try harness.integrations.credential(id: credential)?.rateLimitedUntil == nil)
     }
 
     /// A wrong key is refused: every site of it fails with a clear message and no secret.

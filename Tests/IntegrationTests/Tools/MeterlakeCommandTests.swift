@@ -101,20 +101,32 @@ import TestSupport
 
     @Test func localRunsTheMainJobOnALocalLake() throws {
         let database = try TestDatabase(migrated: false)
+        let vendors = try FakeVendors()
         let lake = FileManager.default.temporaryDirectory.appendingPathComponent("lake-\(UUID().uuidString)").path
         let samples = Fixture.repository.appendingPathComponent("docs/samples").path
-        let run = try run(["local", "--lake", lake, "--validator", try BuiltBinary.path("validator"), "--samples", samples],
-                          environment: ["DATABASE_URL": database.url])
+        let run = try run(["local", "--lake", lake, "--validator", try BuiltBinary.path("validator"), "--samples", samples,
+                           "--fetchers", BuiltBinary.directory.path],
+                          environment: ["DATABASE_URL": database.url, "SOLAREDGE_API_BASE_URL": vendors.solarEdgeURL,
+                                        "GOODWE_API_BASE_URL": vendors.goodWeURL, "METERLAKE_ENCRYPTION_KEY": key])
         #expect(run.status == 0, "\(run.err)")
-        #expect(run.out.contains("partly bad.csv             validated    40    39      1"))
-        #expect(run.out.contains("mostly bad.csv             quarantined  20    0       5"))
-        #expect(run.out.contains("data_0_0_0.snappy.parquet  validated    4     4       0"))
+        // The fetchers ran first, against the fake vendor clouds.
+        #expect(run.out.contains("fetcher-solaredge  3017452                               success"))
+        #expect(run.out.contains("fetcher-solaredge  3017453                               success"))
+        #expect(run.out.contains("fetcher-goodwe     6a1e8c2f-0000-4000-8000-000000000001  success"))
+        #expect(run.out.contains("partly bad.csv                           validated    40    39      1"))
+        #expect(run.out.contains("mostly bad.csv                           quarantined  20    0       5"))
+        #expect(run.out.contains("data_0_0_0.snappy.parquet                validated    4     4       0"))
         #expect(run.out.contains("quarantined broken.csv: the file is structurally broken"))
-        #expect(run.out.contains("database: 47 readings, 7 meters; ingestion_log: quarantined 2, validated 5"))
+        #expect(run.out.contains("ingestion_log: quarantined 2, validated 8"))
         let store = try LocalObjectStore(directory: lake)
         #expect(try store.list(prefix: "raw/").isEmpty)
-        #expect(try store.list(prefix: "validated/").count == 6, "5 files and one rejects report")
+        #expect(try store.list(prefix: "validated/").count == 9, "8 files and one rejects report")
+        #expect(try store.list(prefix: "validated/").filter { $0.key.contains("/solaredge/42/") }.count == 2)
         #expect(try store.list(prefix: "quarantine/").count == 4, "2 files and their reports")
+        // The vendors' demo credentials are stored sealed, and never printed.
+        #expect(!run.out.contains("demo-password") && !run.out.contains("demo-account-key"))
+        let sealed = try database.connect().query("SELECT count(*) AS n FROM integration_credential WHERE encrypted_credentials NOT LIKE '%demo%'")
+        #expect(sealed[0, "n"] == "2")
     }
 
     @Test func localRunsTheValidatorWithoutAShellWhateverItsPath() throws {
@@ -174,16 +186,21 @@ import TestSupport
         let sites = try database.connect().query("SELECT external_site_id, time_zone, credential_id, is_active FROM integration_site")
         #expect(sites.count == 1 && sites[0, "time_zone"] == "Europe/Berlin" && sites[0, "credential_id"] == "1" && sites[0, "is_active"] == "t")
 
+        let noZone = try run(["site", "add", "--org", "42", "--vendor", "goodwe", "--site", "p2"], environment: environment)
+        #expect(noZone.status == 1 && noZone.err.contains("a new site needs --time-zone Area/City"))
+        let keepsZone = try run(["site", "add", "--org", "42", "--vendor", "goodwe", "--site", "plant-1"], environment: environment)
+        #expect(keepsZone.status == 0, "an existing site keeps the zone an operator gave it")
         let badZone = try run(["site", "add", "--org", "42", "--vendor", "goodwe", "--site", "p2", "--time-zone", "Mars/Base"],
                               environment: environment)
         #expect(badZone.status == 1 && badZone.err.contains("unknown time zone \"Mars/Base\""))
-        let noCredential = try run(["site", "add", "--org", "42", "--vendor", "solaredge", "--site", "1"], environment: environment)
+        let noCredential = try run(["site", "add", "--org", "42", "--vendor", "solaredge", "--site", "1", "--time-zone", "UTC"], environment: environment)
         #expect(noCredential.status == 1 && noCredential.err.contains("has no active solaredge credential"))
         _ = try run(["credential", "add", "--org", "42", "--vendor", "goodwe"], input: #"{"account": "b", "password": "c-123456"}"#,
                     environment: environment)
-        let ambiguous = try run(["site", "add", "--org", "42", "--vendor", "goodwe", "--site", "p3"], environment: environment)
+        let ambiguous = try run(["site", "add", "--org", "42", "--vendor", "goodwe", "--site", "p3", "--time-zone", "UTC"], environment: environment)
         #expect(ambiguous.status == 1 && ambiguous.err.contains("has 2 active goodwe credentials (1, 2): choose one with --credential ID"))
-        let chosen = try run(["site", "add", "--org", "42", "--vendor", "goodwe", "--site", "p3", "--credential", "2"], environment: environment)
+        let chosen = try run(["site", "add", "--org", "42", "--vendor", "goodwe", "--site", "p3", "--credential", "2", "--time-zone", "UTC"],
+                             environment: environment)
         #expect(chosen.status == 0)
     }
 }
