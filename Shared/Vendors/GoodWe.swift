@@ -103,11 +103,7 @@ public struct GoodWeTransform: VendorEnvelopeTransform {
     public init(zones: ZoneDatabase) { self.zones = zones }
 
     public func records(_ envelope: VendorEnvelope) throws(FileFormatError) -> [RawRecord] {
-        let site = try envelope.string("site_id")
-        let zoneName = try envelope.string("time_zone")
-        let zone: ZoneRules
-        do { zone = try zones.rules(zoneName) } catch { throw .notAnEnvelope(reason: "time_zone: \(error)") }
-        let (start, end) = try envelope.dataRange()
+        let (site, zone, start, end) = try envelope.siteWindow(zones: zones)
 
         var power: [Int64: Double] = [:]
         var totals: [String: Double] = [:]

@@ -123,3 +123,15 @@ public struct DiscoveredSite: Sendable, Equatable {
         self.timeZone = timeZone
     }
 }
+
+extension VendorEnvelope {
+    /// What every transform starts from: the site, its zone's rules and the window `[start, end)`.
+    func siteWindow(zones: ZoneDatabase) throws(FileFormatError) -> (site: String, zone: ZoneRules, start: Int64, end: Int64) {
+        let site = try string("site_id")
+        let zoneName = try string("time_zone")
+        let zone: ZoneRules
+        do { zone = try zones.rules(zoneName) } catch { throw .notAnEnvelope(reason: "time_zone: \(error)") }
+        let (start, end) = try dataRange()
+        return (site, zone, start, end)
+    }
+}

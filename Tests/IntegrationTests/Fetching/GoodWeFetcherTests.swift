@@ -9,10 +9,12 @@ import TestSupport
 @Suite struct GoodWeFetcherTests {
     static let plant = "6a1e8c2f-0000-4000-8000-00000000000a"
     static let credential = #"{"account": "owner@example.org", "password": "pw-Secr3t-goodwe"}"#
-    static func config(zone: String = "Europe/Berlin", plants: [String] = [plant]) -> [String: Any] {
+    /// The fake's GoodWe: one account with `plants` in `zone`, and any `extra` settings.
+    static func config(zone: String = "Europe/Berlin", plants: [String] = [plant], extra: [String: Any] = [:]) -> [String: Any] {
         var table: [String: Any] = [:]
         for plant in plants { table[plant] = ["name": "Plant", "timeZone": zone] }
-        return ["goodwe": ["accounts": ["owner@example.org": ["password": "pw-Secr3t-goodwe", "plants": plants]], "plants": table]]
+        let goodwe: [String: Any] = ["accounts": ["owner@example.org": ["password": "pw-Secr3t-goodwe", "plants": plants]], "plants": table]
+        return ["goodwe": goodwe.merging(extra) { $1 }]
     }
 
     /// A local day's power chart: every 5-minute slot a row, energy estimated from power, the
@@ -51,11 +53,7 @@ import TestSupport
     /// The token expires after two data calls: the fetcher logs in again once each time and goes
     /// on; data calls go to the regional URL the login named (the login host answers 100001).
     @Test func anExpiredTokenIsRenewed() throws {
-        var config = Self.config()
-        var goodwe = config["goodwe"] as! [String: Any]
-        goodwe["token_calls"] = 2
-        config["goodwe"] = goodwe
-        let harness = try FetcherHarness(vendorConfig: config)
+        let harness = try FetcherHarness(vendorConfig: Self.config(extra: ["token_calls": 2]))
         let credential = try harness.addCredential(.goodWe, Self.credential)
         try harness.addSite(.goodWe, Self.plant, zone: "Europe/Berlin", credential: credential)
         let sites = try harness.backfill(.goodWe, site: Self.plant, "2026-06-10T22:00:00Z", "2026-06-15T22:00:00Z")
@@ -72,11 +70,7 @@ import TestSupport
 
     /// GY0429: the credential pauses for five minutes; the site is `rate_limited`.
     @Test func aRateLimitPausesTheCredential() throws {
-        var config = Self.config()
-        var goodwe = config["goodwe"] as! [String: Any]
-        goodwe["rate_limit_after"] = 1
-        config["goodwe"] = goodwe
-        let harness = try FetcherHarness(vendorConfig: config)
+        let harness = try FetcherHarness(vendorConfig: Self.config(extra: ["rate_limit_after": 1]))
         let credential = try harness.addCredential(.goodWe, Self.credential)
         try harness.addSite(.goodWe, Self.plant, zone: "Europe/Berlin", credential: credential)
         let before = Int64(Date().timeIntervalSince1970)

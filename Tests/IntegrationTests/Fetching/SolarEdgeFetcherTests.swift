@@ -116,6 +116,27 @@ import TestSupport
         try harness.expectNoSecret(["se-account-key-0123456789"])
     }
 
+    /// A backfill longer than SolarEdge's one-month limit is split into windows the fake accepts
+    /// (it answers 403 to a longer one), one object each, every quarter hour present.
+    @Test func aLongBackfillIsSplitIntoWindowsTheVendorAccepts() throws {
+        let harness = try FetcherHarness(vendorConfig: Self.config)
+        let credential = try harness.addCredential(.solarEdge, Self.account)
+        try harness.addSite(.solarEdge, "3017453", zone: "Europe/Berlin", credential: credential)
+        let sites = try harness.backfill(.solarEdge, site: "3017453", "2026-01-31T23:00:00Z", "2026-03-12T23:00:00Z")
+        #expect(sites.first?["status"] as? String == "success", "\(sites)")
+        let objects = sites.first?["objects"] as? [String] ?? []
+        #expect(objects.count == 2)
+        #expect(objects.last?.hasSuffix("_2.json") == true)
+        let energyCalls = try harness.vendors.requests().filter { $0.hasSuffix("/energy") }
+        #expect(energyCalls.count == 2)
+        #expect(try harness.validate(objects).map(\.status) == [.validated, .validated])
+        let readings = try harness.readings(site: "3017453")
+        #expect(readings.count == 40 * 96)
+        #expect(readings.allSatisfy { $0.value.energy == Oracle.solarEdgeEnergy($0.key, zone: "Europe/Berlin") })
+        // A backfill leaves the cursor alone.
+        #expect(try harness.integrations.sites(credentialID: credential).first?.cursor == nil)
+    }
+
     /// A re-fetched window where the vendor now says nothing keeps what it said before: a
     /// `missing` row replaces only a `missing` row.
     @Test func aMissingSlotNeverErasesData() throws {
