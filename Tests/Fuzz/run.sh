@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the readers with libFuzzer and AddressSanitizer for a bounded time:
 #   parquet  the Parquet reader (seeds: the pyarrow corpus of Tests/ParquetTests/make_corpus.py)
-#   reader   CSV, NDJSON and JSON documents, plain and gzip (seeds: docs/samples, Tests/Fixtures/gzip)
+#   reader   CSV, NDJSON and JSON documents, plain and gzip, and vendor envelopes through their
+#            transforms (seeds: docs/samples, Tests/Fixtures/gzip, Tests/Fixtures/vendors)
 #   keys     S3 event key decoding and the lake key checks (seeds: keys of the tests)
 #
 #   Tests/Fuzz/run.sh [SECONDS]      (default 60: each target runs that long)
@@ -24,19 +25,20 @@ module() {  # name, sources...
     swiftc "${flags[@]}" -module-name "$name" -emit-module -emit-module-path "$out/modules/$name.swiftmodule" \
         -emit-library -static -o "$out/lib$name.a" "$@"
 }
-echo "==> building the fuzz targets (Compression, Parquet, Cryptography, Core, HTTPClient, Lake with -sanitize=fuzzer,address)"
+echo "==> building the fuzz targets (Compression, Parquet, Cryptography, Core, Vendors, HTTPClient, Lake with -sanitize=fuzzer,address)"
 # gold warns about every ASan helper symbol it cannot export; those lines say nothing.
 exec 3>&2 2> >(grep -v "Cannot export local symbol" >&3)
 module Compression Shared/Compression/*.swift
 module Parquet Shared/Parquet/*.swift
 module Cryptography Shared/Cryptography/*.swift
 module Core $(find Shared/Core -name '*.swift')
+module Vendors Shared/Vendors/*.swift
 module HTTPClient Shared/HTTPClient/*.swift
 module Lake Shared/Lake/*.swift
 libraries=("$out/libLake.a" "$out/libHTTPClient.a" "$out/libCore.a" "$out/libCryptography.a" "$out/libParquet.a" "$out/libCompression.a"
            -lz -lzstd -lcrypto -lcurl)
 swiftc "${flags[@]}" Tests/Fuzz/ParquetFuzz.swift "$out/libParquet.a" "$out/libCompression.a" -lz -lzstd -o "$out/parquet-fuzz"
-swiftc "${flags[@]}" Tests/Fuzz/ReaderFuzz.swift "${libraries[@]}" -o "$out/reader-fuzz"
+swiftc "${flags[@]}" Tests/Fuzz/ReaderFuzz.swift "$out/libVendors.a" "${libraries[@]}" -o "$out/reader-fuzz"
 swiftc "${flags[@]}" Tests/Fuzz/KeyFuzz.swift "${libraries[@]}" -o "$out/keys-fuzz"
 exec 2>&3
 
@@ -49,10 +51,12 @@ seed() {  # target; fills the target's corpus once
         python3 Tests/ParquetTests/make_corpus.py "$out/seeds" >/dev/null
         cp "$out/seeds"/*.parquet "$corpus/" ;;
     reader)
-        # The first byte picks the name: 0 .csv, 1 .ndjson, 2 .json, 3 .csv.gz, 4 .ndjson.gz, 5 .json.gz
+        # The first byte picks the name: 0 .csv, 1 .ndjson, 2 .json, 3 .csv.gz, 4 .ndjson.gz, 5 .json.gz,
+        # 6 a SolarEdge envelope, 7 a GoodWe envelope
         for pair in "0 docs/samples/readings.csv" "1 docs/samples/readings.ndjson" "2 docs/samples/readings.json" \
                     "2 docs/samples/envelope.json" "3 Tests/Fixtures/gzip/readings.csv.gz" "4 Tests/Fixtures/gzip/readings.ndjson.gz" \
-                    "5 Tests/Fixtures/gzip/readings.json.gz" "3 Tests/Fixtures/gzip/two-members.csv.gz"; do
+                    "5 Tests/Fixtures/gzip/readings.json.gz" "3 Tests/Fixtures/gzip/two-members.csv.gz" \
+                    "6 Tests/Fixtures/vendors/solaredge-fall-back.json" "7 Tests/Fixtures/vendors/goodwe-fall-back.json"; do
             set -- $pair
             { printf "\\$(printf '%03o' "$1")"; cat "$2"; } > "$corpus/$(basename "$2").$1"
         done ;;

@@ -204,3 +204,38 @@ import Vendors
         #expect(windows(from: 5, to: 5, maximum: 4).isEmpty)
     }
 }
+
+/// Envelopes kept from real fetcher runs (Tests/Fixtures/vendors): what the lake holds today must
+/// read the same way tomorrow (a transform change that breaks replay fails here).
+@Suite struct KeptEnvelopeTests {
+    let zones = ZoneDatabase(directory: "/usr/share/zoneinfo")
+
+    func read(_ name: String, source: SourceSystem) throws -> [MeterReading] {
+        let reader = try ReadingFileReader(
+            path: Fixture.path("vendors/" + name), name: name, sourceSystem: source, organizationID: 42,
+            transforms: VendorCatalog.transforms(zones: zones), now: 1_900_000_000, ingestedAt: 0)
+        var readings: [MeterReading] = []
+        while let batch = try reader.nextBatch() {
+            #expect(batch.violations.isEmpty)
+            readings += batch.readings
+        }
+        return readings
+    }
+
+    @Test func solarEdgeFallBackMorning() throws {
+        let readings = try read("solaredge-fall-back.json", source: .solarEdge)
+        // 00:00–02:00 UTC is local 02:00–02:45 (daylight) then 02:00–02:45 (standard) again.
+        #expect(readings.map(\.timestamp) == Array(stride(from: Int64(1_792_886_400), to: 1_792_893_600, by: 900)))
+        #expect(readings.allSatisfy { $0.externalSiteID == "3017452" && $0.readingIntervalSeconds == 900 })
+        // Night in Berlin: the fake reports nothing, so every slot is there and missing.
+        #expect(readings.allSatisfy { $0.quality == .missing && $0.energyWh == nil })
+    }
+
+    @Test func goodWeFallBackMorning() throws {
+        let readings = try read("goodwe-fall-back.json", source: .goodWe)
+        #expect(readings.map(\.timestamp) == Array(stride(from: Int64(1_792_886_400), to: 1_792_893_600, by: 300)))
+        // Night: the curve says 0 W, measured as an estimate of 0 Wh.
+        #expect(readings.allSatisfy { $0.quality == .estimated && $0.powerW == 0 && $0.energyWh == 0 })
+        #expect(readings.first?.otherMetricsJSON.contains(#""local_date":"2026-10-25""#) == true)
+    }
+}
