@@ -47,14 +47,17 @@ DEFAULTS = {
         # after this many data calls in total, answer GY0429
         "rate_limit_after": 1000000,
     },
-    # [{"path": substring, "status": 503 | "drop": true, "times": N}]
+    # [{"path": substring, "status": 503 | "drop": true, "times": N, "after": M, "body": text}]: the
+    # next N requests whose path contains the substring, after M of them passed untouched, get the
+    # status (with `body`, where {api_key} and {token} stand for the request's) or a dropped
+    # connection; answered before any latency
     "faults": [],
     "latency_ms": 0,
 }
 
 config = json.loads(json.dumps(DEFAULTS))
 lock = threading.Lock()
-stats = {"calls": {}, "site_day": {}, "key_day": {}, "max_concurrency": 0, "logins": 0, "requests": []}
+stats = {"calls": {}, "site_day": {}, "key_day": {}, "max_concurrency": 0, "logins": 0, "requests": [], "tokens": []}
 in_flight = {"count": 0}
 tokens = {}  # token -> {"account", "calls"}
 goodwe_calls = {"count": 0}
@@ -125,6 +128,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with lock:
             for fault in config["faults"]:
                 if fault.get("times", 0) > 0 and fault["path"] in path:
+                    if fault.get("after", 0) > 0:
+                        fault["after"] -= 1
+                        continue
                     fault["times"] -= 1
                     return fault
         return None
@@ -153,9 +159,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             concurrent = in_flight["count"]
             stats["requests"].append({"method": method, "path": path, "query": {k: v for k, v in query.items() if k != "api_key"}})
         try:
-            if config["latency_ms"]:
-                time.sleep(config["latency_ms"] / 1000)
             fault = self.fault(path)
+            if not fault and config["latency_ms"]:
+                time.sleep(config["latency_ms"] / 1000)
             if fault and fault.get("drop"):
                 # Headers, part of the body, then a dropped connection.
                 self.close_connection = True
@@ -164,7 +170,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
             if fault:
-                return self.reply(fault.get("status", 503), {"message": "injected fault"})
+                body = fault.get("body", '{"message": "injected fault"}')
+                try:
+                    token = json.loads(self.headers.get("Token") or "{}").get("token") or ""
+                except ValueError:
+                    token = ""
+                body = body.replace("{api_key}", query.get("api_key", "")).replace("{token}", token)
+                return self.reply(fault.get("status", 503), body.encode())
             if path.startswith("/solaredge/"):
                 return self.solaredge(path[len("/solaredge/"):], query, concurrent)
             if path.startswith("/goodwe/api/") or path.startswith("/goodwe-eu/api/"):
@@ -269,6 +281,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with lock:
                 tokens[token] = {"account": request["account"], "calls": 0}
                 stats["logins"] += 1
+                stats["tokens"].append(token)
             host = self.headers.get("Host")
             return self.reply(200, {"hasError": False, "code": 0, "msg": "Successful",
                                     "data": {"uid": str(uuid.uuid4()), "timestamp": int(time.time() * 1000), "token": token,

@@ -133,6 +133,11 @@ final class FetchWorker: @unchecked Sendable {
             }
         }
         let site = job.site.externalSiteID
+        // A 429 or a refusal another worker sees stops this job before its next call.
+        let signals = job.signals
+        let credentialID = job.credentialID
+        caller.stop = { signals.stopped(credentialID) }
+        defer { caller.stop = nil }
         for (index, window) in job.windows.enumerated() {
             if let stop = job.signals.stopped(job.credentialID) {
                 // Another worker saw the vendor refuse or rate-limit this credential.

@@ -108,6 +108,9 @@ public final class VendorCaller {
     let sleep: (Duration) -> Void
     /// Seconds left before the invocation's deadline; no request or wait may outlast it.
     let timeLeft: () -> Duration
+    /// Asked before every attempt: an error here (another worker saw the vendor rate-limit or
+    /// refuse this credential) ends the request before it is sent.
+    public var stop: (() -> VendorError?)?
     /// Requests sent, attempts included.
     public private(set) var calls = 0
     public private(set) var retries = 0
@@ -127,6 +130,7 @@ public final class VendorCaller {
         var attempt = 0
         while true {
             attempt += 1
+            if let stopped = stop?() { throw stopped }
             request.timeout = min(policy.requestTimeout, max(.seconds(1), timeLeft() - .seconds(2)))
             calls += 1
             let failure: String

@@ -118,6 +118,16 @@ import Vendors
         #expect(batch.readings.first?.otherMetricsJSON == #"{"line":"PCurve_Power_PV","day_generation_kwh":43.48,"local_date":"2026-06-15"}"#)
     }
 
+    /// Two points in one 5-minute slot (10:00 and 10:02): the first is the slot's.
+    @Test func theFirstPointOfASlotIsKept() throws {
+        let chart = #"{"hasError":false,"code":0,"data":{"lines":[{"key":"PCurve_Power_PV","xy":[{"x":"12:00","y":500},{"x":"12:02","y":900}]}]}}"#
+        let window = FetchedWindow(source: .goodWe, format: GoodWe.format, organizationID: 42, siteID: "p", timeZone: "Europe/Berlin",
+                                   fetchedAt: 0, start: instant("2026-06-15T10:00:00Z"), end: instant("2026-06-15T10:05:00Z"),
+                                   answers: [VendorAnswer(call: "chart", request: "POST c", body: Array(chart.utf8),
+                                                          context: [JSONMember("date", .string("2026-06-15"))])])
+        #expect(try read(window).readings.map(\.powerW) == [500])
+    }
+
     @Test func aGoodWeErrorAnswerInTheLakeFailsTheFile() throws {
         let answer = #"{"hasError":true,"code":100002,"msg":"The authorization has expired","data":null}"#
         let window = FetchedWindow(source: .goodWe, format: GoodWe.format, organizationID: 42, siteID: "p", timeZone: "Europe/Berlin",

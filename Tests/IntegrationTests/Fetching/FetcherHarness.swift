@@ -200,6 +200,13 @@ enum Oracle {
         return calendar.component(.minute, from: Date(timeIntervalSince1970: TimeInterval(instant)))
     }
 
+    /// Local midnight (as an instant) of the day that holds `instant` in `zone`.
+    static func startOfLocalDay(_ instant: Int64, zone: String) -> Int64 {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: zone)!
+        return Int64(calendar.startOfDay(for: Date(timeIntervalSince1970: TimeInterval(instant))).timeIntervalSince1970)
+    }
+
     /// The fake's SolarEdge energy for a slot (Tools/fake_vendors.py), or nil at night.
     static func solarEdgeEnergy(_ t: Int64, zone: String) -> Double? {
         (5...20).contains(localHour(t, zone: zone)) ? Double(10 + (t / 900) % 50) : nil

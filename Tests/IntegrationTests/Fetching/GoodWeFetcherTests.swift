@@ -68,6 +68,22 @@ import TestSupport
         try harness.expectNoSecret(["pw-Secr3t-goodwe"])
     }
 
+    /// A GoodWe error that echoes the session token: the token (and its object) never reach the
+    /// site's error, the logs or the lake.
+    @Test func anEchoedTokenIsRedacted() throws {
+        let harness = try FetcherHarness(vendorConfig: Self.config())
+        let credential = try harness.addCredential(.goodWe, Self.credential)
+        try harness.addSite(.goodWe, Self.plant, zone: "Europe/Berlin", credential: credential)
+        try harness.vendors.control(["faults": [["path": "GetPlantPowerChart", "status": 200, "times": 9,
+                                                 "body": #"{"hasError":true,"code":100009,"msg":"token {token} is not valid here","data":null}"#]]])
+        let outcome = try harness.scheduled(.goodWe)
+        #expect(outcome.first?["status"] as? String == "error")
+        #expect((outcome.first?["error"] as? String)?.contains("code 100009: token *** is not valid here") == true)
+        let tokens = try #require(try harness.vendors.stats()["tokens"] as? [String])
+        #expect(!tokens.isEmpty)
+        try harness.expectNoSecret(tokens + ["pw-Secr3t-goodwe"])
+    }
+
     /// GY0429: the credential pauses for five minutes; the site is `rate_limited`.
     @Test func aRateLimitPausesTheCredential() throws {
         let harness = try FetcherHarness(vendorConfig: Self.config(extra: ["rate_limit_after": 1]))
@@ -106,6 +122,15 @@ import TestSupport
         #expect(sites.first { $0.externalSiteID == second }?.timeZone == "Europe/Vienna")
         #expect(sites.first { $0.externalSiteID == second }?.isActive == true)
 
+        // Siblings in two zones say nothing about a new plant's: it waits for one.
+        let third = "6a1e8c2f-0000-4000-8000-00000000000c"
+        let mixed = try FetcherHarness(vendorConfig: Self.config(plants: [Self.plant, second, third]))
+        let mixedCredential = try mixed.addCredential(.goodWe, Self.credential)
+        try mixed.addSite(.goodWe, Self.plant, zone: "Europe/Vienna", credential: mixedCredential)
+        try mixed.addSite(.goodWe, second, zone: "Europe/Lisbon", credential: mixedCredential)
+        _ = try mixed.scheduled(.goodWe)
+        #expect(try mixed.integrations.sites(credentialID: mixedCredential).first { $0.externalSiteID == third }?.isActive == false)
+
         let lonely = try FetcherHarness(vendorConfig: Self.config(plants: [Self.plant]))
         let other = try lonely.addCredential(.goodWe, Self.credential)
         _ = try lonely.scheduled(.goodWe)
@@ -140,6 +165,11 @@ import TestSupport
 
     /// Secrets are redacted however a vendor echoes them: raw, percent-encoded either case,
     /// JSON-escaped; and a body is redacted before it is cut, so no half secret survives.
+    @Test func theRedactorReplacesTheLongestSecretFirst() {
+        #expect(Redactor(secrets: ["abc", "xabcx"])("a xabcx b") == "a *** b")
+        #expect(Redactor(secrets: ["", "k"])("key k") == "***ey ***")
+    }
+
     @Test func theRedactorFindsEchoedSecrets() {
         let redact = Redactor(secrets: [#"pa"ss/w0rd é"#, "K3Y"])
         #expect(redact(#"bad password pa"ss/w0rd é"#) == "bad password ***")

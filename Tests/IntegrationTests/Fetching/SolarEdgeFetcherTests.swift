@@ -205,7 +205,8 @@ import TestSupport
         let credential = try harness.addCredential(.solarEdge, Self.account)
         try harness.addSite(.solarEdge, "3017453", zone: "Europe/Berlin", credential: credential)
         try harness.vendors.control(["faults": [
-            ["path": "/site/3017453/energy", "status": 502, "times": 2],
+            ["path": "/site/3017453/energy", "status": 500, "times": 1],
+            ["path": "/site/3017453/energy", "status": 502, "times": 1],
             ["path": "/site/3017453/power", "drop": true, "times": 1],
         ]])
         let sites = try harness.backfill(.solarEdge, site: "3017453", "2026-06-14T22:00:00Z", "2026-06-15T22:00:00Z")
@@ -269,6 +270,134 @@ import TestSupport
         #expect(files.map(\.status) == [.validated])
         #expect(try harness.readings(site: "3017453").values.contains { $0.quality == "measured" })
         #expect(try harness.integrations.credential(id: credential)?.rateLimitedUntil == nil)
+    }
+
+    /// The cursor moves only when a scheduled window lands: a never-synced site starts at local
+    /// midnight of yesterday, a backfill leaves the cursor alone, a failed run keeps it, and the
+    /// next run starts an overlap before it.
+    @Test func theCursorMovesOnlyWhenAScheduledWindowLands() throws {
+        let harness = try FetcherHarness(vendorConfig: Self.config)
+        harness.settings["METERLAKE_FETCH_RETRIES"] = "1"
+        let credential = try harness.addCredential(.solarEdge, Self.account)
+        try harness.addSite(.solarEdge, "3017453", zone: "Europe/Berlin", credential: credential)
+        func cursor() throws -> Int64? { try harness.integrations.sites(credentialID: credential).first?.cursor }
+
+        let first = try harness.scheduled(.solarEdge)
+        let window = try #require(first.first?["window"] as? [String: String])
+        #expect(Oracle.instant(window["start"]!) == Oracle.startOfLocalDay(Int64(Date().timeIntervalSince1970) - 86_400, zone: "Europe/Berlin"))
+        let landed = try #require(try cursor())
+        #expect(landed == Oracle.instant(window["end"]!))
+
+        _ = try harness.backfill(.solarEdge, site: "3017453", "2026-06-14T22:00:00Z", "2026-06-15T22:00:00Z")
+        #expect(try cursor() == landed)
+
+        try harness.vendors.control(["faults": [["path": "/site/3017453/energy", "status": 503, "times": 1]]])
+        #expect(try harness.scheduled(.solarEdge).first?["status"] as? String == "error")
+        #expect(try cursor() == landed)
+
+        let next = try harness.scheduled(.solarEdge)
+        #expect(next.first?["status"] as? String == "success")
+        #expect((next.first?["window"] as? [String: String]).map { Oracle.instant($0["start"]!) } == landed - 3600)
+    }
+
+    /// With three workers, a 429 seen by one stops the others before their next call.
+    @Test func aRateLimitStopsTheOtherWorkersBeforeTheirNextCall() throws {
+        let ids = ["3017452", "3017453", "3017454"]
+        var sites: [String: Any] = [:]
+        for id in ids { sites[id] = ["name": id, "timeZone": "Europe/Berlin", "sensors": true] }
+        let harness = try FetcherHarness(vendorConfig: [
+            "solaredge": ["keys": ["se-account-key-0123456789": ["kind": "account", "sites": ids]], "sites": sites], "latency_ms": 500,
+        ])
+        let credential = try harness.addCredential(.solarEdge, Self.account)
+        for id in ids { try harness.addSite(.solarEdge, id, zone: "Europe/Berlin", credential: credential) }
+        try harness.vendors.control(["faults": [["path": "/site/3017452/energy", "status": 429, "times": 1]]])
+        let outcome = try harness.scheduled(.solarEdge)
+        #expect(outcome.map { $0["status"] as? String } == ["rate_limited", "rate_limited", "rate_limited"])
+        let calls = try harness.vendors.requests().filter { $0.contains("/site/") }
+        #expect(!calls.contains { $0.hasSuffix("/power") || $0.hasSuffix("/sensors") }, "\(calls)")
+        #expect(try harness.rawKeys().isEmpty)
+    }
+
+    /// A site another run holds (its lease has not expired) is skipped without a call.
+    @Test func aLeasedSiteIsLeftToTheRunHoldingIt() throws {
+        let harness = try FetcherHarness(vendorConfig: Self.config)
+        let credential = try harness.addCredential(.solarEdge, Self.account)
+        let site = try harness.addSite(.solarEdge, "3017453", zone: "Europe/Berlin", credential: credential)
+        try harness.database.connect().query("UPDATE integration_site SET lease_until = now() + interval '10 minutes' WHERE id = $1", [String(site)])
+        let outcome = try harness.scheduled(.solarEdge).first { $0["external_site_id"] as? String == "3017453" }
+        #expect(outcome?["status"] as? String == "skipped")
+        #expect(outcome?["error"] as? String == "another run is fetching this site")
+        let calls = try harness.vendors.requests().filter { $0.contains("/site/3017453/") }
+        #expect(calls.isEmpty, "\(calls)")
+        // An expired lease is no obstacle.
+        try harness.database.connect().query("UPDATE integration_site SET lease_until = now() - interval '1 second' WHERE id = $1", [String(site)])
+        #expect(try harness.scheduled(.solarEdge).allSatisfy { $0["status"] as? String == "success" })
+        #expect(try harness.database.connect().query("SELECT lease_until FROM integration_site WHERE id = $1", [String(site)])[0, "lease_until"] == nil)
+    }
+
+    /// The quota plan at its edge: exactly a window's calls left (after the reserve for the day's
+    /// later hourly runs) is fetched; one fewer is left for later.
+    @Test func theQuotaPlanIsExactAtItsEdge() throws {
+        let harness = try FetcherHarness(vendorConfig: Self.config)
+        let credential = try harness.addCredential(.solarEdge, Self.account)
+        try harness.addSite(.solarEdge, "3017452", zone: "Europe/Berlin", credential: credential)
+        try harness.addSite(.solarEdge, "3017453", zone: "Europe/Berlin", credential: credential)
+        let now = Int64(Date().timeIntervalSince1970)
+        let laterRuns = Int((86_400 - now % 86_400 - 1) / 3600)
+        let today = Timestamp.day(epochSeconds: now)
+        try harness.integrations.countCalls(credentialID: credential, scope: "site:3017452", day: today, count: 290 - laterRuns * 3 - 3)
+        try harness.integrations.countCalls(credentialID: credential, scope: "site:3017453", day: today, count: 290 - laterRuns * 3 - 2)
+        let outcome = try harness.scheduled(.solarEdge)
+        let byID = Dictionary(uniqueKeysWithValues: outcome.map { ($0["external_site_id"] as! String, $0["status"] as! String) })
+        #expect(byID == ["3017452": "success", "3017453": "rate_limited"])
+        #expect(try harness.vendors.requests().filter { $0.contains("3017453") }.isEmpty)
+    }
+
+    /// A backfill whose second window fails is `partial`: the first window's object stays.
+    @Test func aSecondWindowFailingLeavesAPartialSync() throws {
+        let harness = try FetcherHarness(vendorConfig: Self.config)
+        harness.settings["METERLAKE_FETCH_RETRIES"] = "1"
+        let credential = try harness.addCredential(.solarEdge, Self.account)
+        try harness.addSite(.solarEdge, "3017453", zone: "Europe/Berlin", credential: credential)
+        try harness.vendors.control(["faults": [["path": "/site/3017453/energy", "status": 503, "times": 1, "after": 1]]])
+        let outcome = try harness.backfill(.solarEdge, site: "3017453", "2026-01-31T23:00:00Z", "2026-03-12T23:00:00Z")
+        #expect(outcome.first?["status"] as? String == "partial")
+        #expect((outcome.first?["objects"] as? [String])?.count == 1)
+        #expect((outcome.first?["error"] as? String)?.contains("HTTP 503") == true)
+    }
+
+    /// A vendor error body that echoes the key is redacted whole before it is cut: no part of the
+    /// key survives, even where the cut would have split it.
+    @Test func anEchoedKeyIsRedactedBeforeTheBodyIsCut() throws {
+        let harness = try FetcherHarness(vendorConfig: Self.config)
+        harness.settings["METERLAKE_FETCH_RETRIES"] = "1"
+        let credential = try harness.addCredential(.solarEdge, Self.account)
+        try harness.addSite(.solarEdge, "3017453", zone: "Europe/Berlin", credential: credential)
+        let body = String(repeating: "x", count: 190) + "{api_key}" + String(repeating: "y", count: 30)
+        try harness.vendors.control(["faults": [["path": "/site/3017453/energy", "status": 500, "times": 1, "body": body]]])
+        let outcome = try harness.scheduled(.solarEdge)
+        let error = try #require(outcome.first?["error"] as? String)
+        #expect(error.contains("xxx***") && !error.contains("se-acc"))
+        try harness.expectNoSecret(["se-account-key-0123456789", "se-account"])
+    }
+
+    /// Discovery keeps to its daily budget of account calls and stays clear of the deadline; the
+    /// registered sites are fetched either way.
+    @Test func discoveryKeepsItsBudgetAndItsMargin() throws {
+        let harness = try FetcherHarness(vendorConfig: Self.config)
+        let credential = try harness.addCredential(.solarEdge, Self.account)
+        try harness.addSite(.solarEdge, "3017453", zone: "Europe/Berlin", credential: credential)
+        let today = Timestamp.day(epochSeconds: Int64(Date().timeIntervalSince1970))
+        try harness.integrations.countCalls(credentialID: credential, scope: "account", day: today, count: 100)
+        #expect(try harness.scheduled(.solarEdge).first?["status"] as? String == "success")
+        #expect(try harness.vendors.requests().filter { $0.contains("sites/list") }.isEmpty)
+
+        let fresh = try FetcherHarness(vendorConfig: Self.config)
+        fresh.settings["METERLAKE_FETCH_MIN_TIME_LEFT_SECONDS"] = "1"
+        let other = try fresh.addCredential(.solarEdge, Self.account)
+        try fresh.addSite(.solarEdge, "3017453", zone: "Europe/Berlin", credential: other)
+        #expect(try fresh.scheduled(.solarEdge, secondsLeft: 25).first?["status"] as? String == "success")
+        #expect(try fresh.vendors.requests().filter { $0.contains("sites/list") }.isEmpty)
     }
 
     /// A wrong key is refused: every site of it fails with a clear message and no secret.

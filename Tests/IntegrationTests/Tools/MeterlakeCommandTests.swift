@@ -190,6 +190,9 @@ import TestSupport
         #expect(noZone.status == 1 && noZone.err.contains("a new site needs --time-zone Area/City"))
         let keepsZone = try run(["site", "add", "--org", "42", "--vendor", "goodwe", "--site", "plant-1"], environment: environment)
         #expect(keepsZone.status == 0, "an existing site keeps the zone an operator gave it")
+        try database.connect().query("UPDATE integration_site SET time_zone_source = 'inferred'")
+        let inferred = try run(["site", "add", "--org", "42", "--vendor", "goodwe", "--site", "plant-1"], environment: environment)
+        #expect(inferred.status == 1 && inferred.err.contains("site plant-1's zone is inferred: give it with --time-zone Area/City"))
         let badZone = try run(["site", "add", "--org", "42", "--vendor", "goodwe", "--site", "p2", "--time-zone", "Mars/Base"],
                               environment: environment)
         #expect(badZone.status == 1 && badZone.err.contains("unknown time zone \"Mars/Base\""))
