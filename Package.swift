@@ -14,6 +14,8 @@ let package = Package(
         .executable(name: "validator", targets: ["validator"]),
         .executable(name: "fetcher-solaredge", targets: ["fetcher-solaredge"]),
         .executable(name: "fetcher-goodwe", targets: ["fetcher-goodwe"]),
+        .executable(name: "fetcher-enphase", targets: ["fetcher-enphase"]),
+        .executable(name: "fetcher-sma", targets: ["fetcher-sma"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -82,6 +84,12 @@ let package = Package(
             swiftSettings: strict),
         .executableTarget(
             name: "fetcher-goodwe", dependencies: ["Fetching", "Lake", "LambdaRuntime"], path: "Functions/fetcher-goodwe",
+            swiftSettings: strict),
+        .executableTarget(
+            name: "fetcher-enphase", dependencies: ["Fetching", "Lake", "LambdaRuntime"], path: "Functions/fetcher-enphase",
+            swiftSettings: strict),
+        .executableTarget(
+            name: "fetcher-sma", dependencies: ["Fetching", "Lake", "LambdaRuntime"], path: "Functions/fetcher-sma",
             swiftSettings: strict),
 
         // MARK: - Operator tools

@@ -7,6 +7,8 @@ Serves, on 127.0.0.1:
   /solaredge/...           the SolarEdge Monitoring API v1 (api_key query parameter)
   /goodwe/api/...          the SEMS login host; data calls there answer 100001 (wrong region)
   /goodwe-eu/api/...       the regional API the login answer names
+  /enphase/oauth/token, /enphase/api/v4/...   Enphase (Basic client auth, Bearer + key, rotation)
+  /sma/auth/oauth2/token, /sma/v1/...          SMA (form client auth, 300 s tokens, 308 moves)
   POST /_control           merge a JSON object into the configuration (see DEFAULTS)
   GET  /_stats             calls per path kind, per site and per day, the highest concurrency seen
 
@@ -16,11 +18,14 @@ The data is a pure function of the UTC instant, so tests can check every row exa
   Sensors: irradiance 100 + (t // 900) % 7, ambient 20.5 at the same daytime slots.
   GoodWe power(t) = 100 + ((t // 300) % 40) * 10 W at local hours 6..19, 0 at night, null at
   local 12:30; day Generation = 1.01 * the integrated curve, kWh (rounded to 2 decimals).
+  Enphase enwh(end_at) = 5 + (end_at // 300) % 30 Wh, powr = 12 * enwh W, for intervals whose local
+  start hour is 6..19; other intervals are absent. SMA energy(slot start t) = 3 + (t // 300) % 20 Wh,
+  power = 12 * energy W, labelled by the interval's local END, for local start hours 6..19; nights absent.
 Labels are the site-local wall times of each UTC slot (a fall-back hour appears twice, in
 order; a spring-forward hour not at all), computed with Python's zoneinfo, independently of
 the Swift code under test.
 """
-import argparse, datetime, http.server, json, socket, sys, threading, time, urllib.parse, uuid
+import argparse, base64, datetime, http.server, json, socket, sys, threading, time, urllib.parse, uuid
 from zoneinfo import ZoneInfo
 
 DEFAULTS = {
@@ -47,6 +52,27 @@ DEFAULTS = {
         # after this many data calls in total, answer GY0429
         "rate_limit_after": 1000000,
     },
+    "enphase": {
+        "client_id": "demo-enphase-client", "client_secret": "demo-enphase-secret", "api_key": "demo-enphase-key",
+        "systems": {"4123456": {"name": "Harbour View", "timezone": "Australia/Sydney"}},
+        # refresh token -> the systems its owner sees (a token used once is dead: rotation)
+        "refresh_tokens": {"demo-enphase-refresh": ["4123456"]},
+        "access_tokens": {"demo-enphase-access": {"systems": ["4123456"], "expires_at": 4102444800}},
+        "access_lifetime": 86393,
+        # an access token stops working after this many data calls (401, as when it expires)
+        "access_calls": 1000000,
+        "revoked": False,
+    },
+    "sma": {
+        "client_id": "demo-sma-client", "client_secret": "demo-sma-secret",
+        "plants": {"8731046": {"name": "Weingut Sonnhalde", "timezone": "Europe/Berlin", "devices": ["8731051"]}},
+        "refresh_tokens": {"demo-sma-refresh": ["8731046"]},
+        "access_tokens": {"demo-sma-access": {"plants": ["8731046"], "expires_at": 4102444800}},
+        "access_lifetime": 300,
+        # old plant id -> new one: the old one answers 308 to the new one's path
+        "moved": {},
+        "revoked": False,
+    },
     # [{"path": substring, "status": 503 | "drop": true, "times": N, "after": M, "body": text}]: the
     # next N requests whose path contains the substring, after M of them passed untouched, get the
     # status (with `body`, where {api_key} and {token} stand for the request's) or a dropped
@@ -57,7 +83,8 @@ DEFAULTS = {
 
 config = json.loads(json.dumps(DEFAULTS))
 lock = threading.Lock()
-stats = {"calls": {}, "site_day": {}, "key_day": {}, "max_concurrency": 0, "logins": 0, "requests": [], "tokens": []}
+stats = {"calls": {}, "site_day": {}, "key_day": {}, "max_concurrency": 0, "logins": 0, "requests": [], "tokens": [],
+         "refreshes": {"enphase": 0, "sma": 0}, "dead_refresh_used": {"enphase": 0, "sma": 0}}
 in_flight = {"count": 0}
 tokens = {}  # token -> {"account", "calls"}
 goodwe_calls = {"count": 0}
@@ -65,7 +92,8 @@ goodwe_calls = {"count": 0}
 
 def merge(target, update):
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(target.get(key), dict) and key not in ("keys", "sites", "accounts", "plants"):
+        if isinstance(value, dict) and isinstance(target.get(key), dict) and key not in (
+                "keys", "sites", "accounts", "plants", "systems", "refresh_tokens", "access_tokens", "moved"):
             merge(target[key], value)
         else:
             target[key] = value
@@ -149,15 +177,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     stats["max_concurrency"] = 0
                     stats["logins"] = 0
                     stats["requests"].clear()
+                    stats["refreshes"] = {"enphase": 0, "sma": 0}
+                    stats["dead_refresh_used"] = {"enphase": 0, "sma": 0}
             return self.reply(200, {"ok": True})
         if path == "/_stats":
             with lock:
-                return self.reply(200, stats)
+                live = {v: sorted(config[v]["refresh_tokens"]) for v in ("enphase", "sma")}
+                return self.reply(200, dict(stats, live_refresh_tokens=live))
         with lock:
             in_flight["count"] += 1
             stats["max_concurrency"] = max(stats["max_concurrency"], in_flight["count"])
             concurrent = in_flight["count"]
-            stats["requests"].append({"method": method, "path": path, "query": {k: v for k, v in query.items() if k != "api_key"}})
+            stats["requests"].append({"method": method, "path": path, "t": time.time(),
+                                      "query": {k: v for k, v in query.items() if k not in ("api_key", "key", "refresh_token")}})
         try:
             fault = self.fault(path)
             if not fault and config["latency_ms"]:
@@ -179,6 +211,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.reply(fault.get("status", 503), body.encode())
             if path.startswith("/solaredge/"):
                 return self.solaredge(path[len("/solaredge/"):], query, concurrent)
+            if path.startswith("/enphase/"):
+                return self.enphase(path[len("/enphase/"):], query)
+            if path.startswith("/sma/"):
+                return self.sma(path[len("/sma/"):], query, body)
             if path.startswith("/goodwe/api/") or path.startswith("/goodwe-eu/api/"):
                 regional = path.startswith("/goodwe-eu/")
                 return self.goodwe(path.split("/api/", 1)[1], body, regional)
@@ -265,6 +301,118 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(200, {"details": {"id": site, "name": se["sites"][site]["name"], "location": {"timeZone": zone}}})
         return self.reply(404, b"Not found", "text/plain")
 
+    # --- Enphase -----------------------------------------------------------------------------
+
+    def enphase(self, path, query):
+        cfg = config["enphase"]
+        if path == "oauth/token":
+            expected = "Basic " + base64.b64encode(f"{cfg['client_id']}:{cfg['client_secret']}".encode()).decode()
+            if self.headers.get("Authorization") != expected:
+                return self.reply(401, {"error": "unauthorized", "error_description": "Bad client credentials"})
+            if query.get("grant_type") != "refresh_token":
+                return self.reply(400, {"error": "unsupported_grant_type"})
+            answer = rotate("enphase", query.get("refresh_token", ""), "systems")
+            if not answer:
+                return self.reply(400, {"error": "invalid_grant", "error_description": "Invalid refresh token"})
+            return self.reply(200, dict(answer, enl_uid="4418023", app_type="system"))
+        if not path.startswith("api/v4/"):
+            return self.reply(404, {"message": "Not Found", "code": 404})
+        path = path[len("api/v4/"):]
+        unauthorized = {"message": "Not Authorized", "details": "User is not authorized", "code": 401}
+        if query.get("key") != cfg["api_key"]:
+            return self.reply(401, dict(unauthorized, details="API Key -Client mismatch"))
+        grant = access_of("enphase", bearer(self.headers))
+        if not grant:
+            return self.reply(401, unauthorized)
+        with lock:
+            count("calls", "enphase:" + path.split("?")[0])
+        if path == "systems":
+            page, size = int(query.get("page", 1)), min(100, int(query.get("size", 10)))
+            ids = grant["systems"]
+            chunk = ids[(page - 1) * size:page * size]
+            return self.reply(200, {"total": len(ids), "current_page": page, "size": size, "count": len(chunk), "items": "systems",
+                                    "systems": [{"system_id": int(i), "name": cfg["systems"][i]["name"], "timezone": cfg["systems"][i]["timezone"],
+                                                 "status": "normal"} for i in chunk]})
+        parts = path.split("/")
+        if len(parts) == 4 and parts[0] == "systems" and parts[2:] == ["telemetry", "production_micro"]:
+            system = parts[1]
+            if system not in grant["systems"]:
+                return self.reply(403, {"message": "Forbidden", "details": "Not authorized to access this resource", "code": 403})
+            start = int(query.get("start_at", 0))
+            zone = ZoneInfo(cfg["systems"][system]["timezone"])
+            intervals = []
+            end_at = start + 300
+            while end_at <= min(start + 86400, time.time()):
+                hour = datetime.datetime.fromtimestamp(end_at - 300, datetime.timezone.utc).astimezone(zone).hour
+                if 6 <= hour <= 19:
+                    enwh = 5 + (end_at // 300) % 30
+                    intervals.append({"end_at": end_at, "devices_reporting": 10, "powr": enwh * 12, "enwh": enwh})
+                end_at += 300
+            return self.reply(200, {"system_id": int(system), "granularity": "day", "total_devices": 10, "start_at": start,
+                                    "end_at": min(start + 86400, int(time.time())), "items": "intervals", "intervals": intervals,
+                                    "meta": {"status": "normal"}})
+        return self.reply(404, {"message": "Not Found", "code": 404})
+
+    # --- SMA ---------------------------------------------------------------------------------
+
+    def sma(self, path, query, body):
+        cfg = config["sma"]
+        if path == "auth/oauth2/token":
+            form = dict(urllib.parse.parse_qsl(body.decode()))
+            if form.get("client_id") != cfg["client_id"] or form.get("client_secret") != cfg["client_secret"]:
+                return self.reply(401, {"error": "invalid_client", "error_description": "Invalid client credentials"})
+            answer = rotate("sma", form.get("refresh_token", ""), "plants")
+            if not answer:
+                return self.reply(400, {"error": "invalid_grant", "error_description": "Token is not active"})
+            return self.reply(200, dict(answer, refresh_expires_in=0, token_type="Bearer"))
+        if not path.startswith("v1/"):
+            return self.reply(404, {"error": "not found"})
+        path = path[len("v1/"):]
+        grant = access_of("sma", bearer(self.headers))
+        if not grant:
+            return self.reply(401, {"error": "invalid_token"})
+        parts = path.split("/")
+        with lock:
+            count("calls", "sma:" + "/".join(parts[:1] + parts[2:]))
+        if len(parts) >= 2 and parts[0] == "plants" and parts[1] in cfg["moved"]:
+            moved = "/".join(["plants", cfg["moved"][parts[1]]] + parts[2:])
+            location = f"/sma/v1/{moved}" + (("?" + urllib.parse.urlencode(query)) if query else "")
+            self.send_response(308)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if path == "plants":
+            return self.reply(200, {"plants": [{"plantId": p, "name": cfg["plants"][p]["name"], "timezone": cfg["plants"][p]["timezone"]}
+                                               for p in grant["plants"] if p in cfg["plants"]]})
+        if len(parts) == 3 and parts[0] == "plants" and parts[2] == "devices":
+            plant = parts[1]
+            owner = plant in grant["plants"] or any(new == plant and old in grant["plants"] for old, new in cfg["moved"].items())
+            if plant not in cfg["plants"] or not owner:
+                return self.reply(403, {"error": "forbidden"})
+            return self.reply(200, {"devices": [{"deviceId": d, "name": "WR", "type": "Solar Inverters", "product": "STP 25000TL-30",
+                                                 "isActive": True} for d in cfg["plants"][plant]["devices"]]})
+        if len(parts) == 6 and parts[0] == "devices" and parts[2:5] == ["measurements", "sets", "EnergyAndPowerPv"] and parts[5] == "Day":
+            device = parts[1]
+            plant = next((p for p, v in cfg["plants"].items() if device in v["devices"]), None)
+            if not plant:
+                return self.reply(404, {"error": "unknown device"})
+            zone = cfg["plants"][plant]["timezone"]
+            date = datetime.date.fromisoformat(query["Date"])
+            energy = query.get("ReturnEnergyValues") == "true"
+            entries = []
+            for label, t in local_labels(zone, date, date, 300):
+                if t + 300 > time.time():
+                    break
+                if 6 <= label.hour <= 19:
+                    wh = 3 + (t // 300) % 20
+                    end_label = label + datetime.timedelta(minutes=5)
+                    entries.append({"time": end_label.strftime("%Y-%m-%dT%H:%M:%S"), "pvGeneration": float(wh if energy else wh * 12)})
+            return self.reply(200, {"plant": {"plantId": plant, "name": cfg["plants"][plant]["name"], "timezone": zone},
+                                    "device": {"deviceId": device, "name": "WR", "timezone": zone},
+                                    "setType": "EnergyAndPowerPv", "resolution": "FiveMinutes", "set": entries})
+        return self.reply(404, {"error": "not found"})
+
     # --- GoodWe ------------------------------------------------------------------------------
 
     def goodwe(self, path, body, regional):
@@ -326,6 +474,40 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "lines": [{"key": "PCurve_Power_PV", "label": "PV", "isActive": True, "unit": "W", "xy": points},
                           {"key": "PCurve_Power_SOC", "label": "SOC", "isActive": False, "unit": "%", "xy": []}]}})
         return self.reply(200, {"hasError": True, "code": 404, "msg": "unknown function", "data": None})
+
+
+def bearer(headers):
+    value = headers.get("Authorization") or ""
+    return value[7:] if value.startswith("Bearer ") else None
+
+
+def rotate(vendor, refresh, sees):
+    """A refresh grant: the used refresh token dies, a new pair is issued."""
+    cfg = config[vendor]
+    with lock:
+        if cfg["revoked"] or refresh not in cfg["refresh_tokens"]:
+            stats["dead_refresh_used"][vendor] += 1
+            return None
+        owned = cfg["refresh_tokens"].pop(refresh)
+        access, new_refresh = f"{vendor}-at-{uuid.uuid4().hex}", f"{vendor}-rt-{uuid.uuid4().hex}"
+        cfg["refresh_tokens"][new_refresh] = owned
+        cfg["access_tokens"][access] = {sees: owned, "expires_at": time.time() + cfg["access_lifetime"], "calls": 0}
+        stats["refreshes"][vendor] += 1
+        return {"access_token": access, "token_type": "bearer", "refresh_token": new_refresh, "expires_in": cfg["access_lifetime"],
+                "scope": "read write"}
+
+
+def access_of(vendor, token):
+    """The access token's grant, or None when it is unknown, expired, used up or revoked."""
+    cfg = config[vendor]
+    with lock:
+        grant = cfg["access_tokens"].get(token)
+        if not grant or cfg["revoked"] or grant["expires_at"] < time.time():
+            return None
+        grant["calls"] = grant.get("calls", 0) + 1
+        if grant["calls"] > cfg.get("access_calls", 1000000):
+            return None
+        return grant
 
 
 def add_month(day):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# README command 1: the main job locally, on embedded defaults. Builds the validator, the two
+# README command 1: the main job locally, on embedded defaults. Builds the validator, the four
 # fetchers and the meterlake command, starts a throwaway PostgreSQL and the project's fake vendor
 # clouds (both removed on exit), uses a local directory as the lake, runs the real fetcher
 # binaries on a scheduled event, drops sample files into raw/ and runs the real validator binary
@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source Tools/requirements.sh
 ensure_requirements
-echo "==> building the validator, the SolarEdge and GoodWe fetchers and the meterlake command"
-for product in validator fetcher-solaredge fetcher-goodwe meterlake; do
+echo "==> building the validator, the SolarEdge, GoodWe, Enphase and SMA fetchers and the meterlake command"
+for product in validator fetcher-solaredge fetcher-goodwe fetcher-enphase fetcher-sma meterlake; do
     swift build --product "$product" 2>&1 | tail -n 1
 done
 source Tests/services.sh
@@ -24,9 +24,12 @@ trap 'kill $vendors_pid 2>/dev/null || true; stop_services' EXIT
 for _ in $(seq 1 100); do [ -s "$port_file" ] && break; sleep 0.1; done
 vendors_port=$(cat "$port_file")
 rm -f "$port_file"
-echo "==> fake vendor clouds on http://127.0.0.1:$vendors_port/ (solaredge/, goodwe/api/)"
-export SOLAREDGE_API_BASE_URL="http://127.0.0.1:$vendors_port/solaredge/"
-export GOODWE_API_BASE_URL="http://127.0.0.1:$vendors_port/goodwe/api/"
+vendors="http://127.0.0.1:$vendors_port"
+echo "==> fake vendor clouds on $vendors/ (solaredge/, goodwe/api/, enphase/, sma/)"
+export SOLAREDGE_API_BASE_URL="$vendors/solaredge/" GOODWE_API_BASE_URL="$vendors/goodwe/api/"
+export ENPHASE_API_BASE_URL="$vendors/enphase/api/v4/" ENPHASE_AUTH_BASE_URL="$vendors/enphase/" ENPHASE_API_KEY=demo-enphase-key \
+    ENPHASE_CLIENT_ID=demo-enphase-client ENPHASE_CLIENT_SECRET=demo-enphase-secret
+export SMA_API_BASE_URL="$vendors/sma/v1/" SMA_AUTH_BASE_URL="$vendors/sma/auth/" SMA_CLIENT_ID=demo-sma-client SMA_CLIENT_SECRET=demo-sma-secret
 export METERLAKE_ENCRYPTION_KEY="${METERLAKE_ENCRYPTION_KEY:-$(head -c 32 /dev/urandom | base64)}"
 
 lake="${METERLAKE_LAKE_DIR:-$(mktemp -d /tmp/meterlake-lake.XXXXXX)}"

@@ -23,6 +23,9 @@ struct FetchJob: Sendable {
     var outcome: SiteOutcome
     /// What workers learnt this invocation about credentials (a 429 stops the others at once).
     var signals: FetchSignals
+    /// The id the vendor answers to (after a move), else the external id.
+    var callID: String
+    var tokens: TokenKeeper?
 }
 
 /// Credentials that must not be used any more in this invocation (rate-limited or refused), shared
@@ -48,6 +51,8 @@ struct FetchResult: Sendable {
     var error: VendorError?
     /// The end of the last window written (when the job moves the cursor).
     var cursor: Int64?
+    /// The id the vendor moved the site to, if it said so.
+    var movedTo: String?
 }
 
 /// Results as workers finish them; the coordinating thread waits on them.
@@ -80,7 +85,11 @@ final class FetchWorker: @unchecked Sendable {
     private var sessions: [Int64: any VendorSession] = [:]
     private var refusals: [Int64: VendorError] = [:]
 
-    init(driver: any VendorDriver, configuration: FetcherConfiguration, store: any ObjectStore, clock: @escaping @Sendable () -> Int64) throws {
+    private let pacer: CallPacer?
+
+    init(driver: any VendorDriver, configuration: FetcherConfiguration, store: any ObjectStore, pacer: CallPacer?,
+         clock: @escaping @Sendable () -> Int64) throws {
+        self.pacer = pacer
         queue = DispatchQueue(label: "meterlake.fetch.worker")
         self.driver = driver
         self.configuration = configuration
@@ -94,6 +103,7 @@ final class FetchWorker: @unchecked Sendable {
         queue.sync {
             self.context = context
             caller = VendorCaller(http: http, policy: configuration.retry, timeLeft: { context.remainingTime })
+            caller?.pacer = pacer
             sessions = [:]
             refusals = [:]
         }
@@ -122,7 +132,8 @@ final class FetchWorker: @unchecked Sendable {
         } else {
             do {
                 let clock = clock
-                session = try driver.session(plaintext: job.plaintext, caller: caller, now: { clock() })
+                session = try driver.session(SessionCredential(id: job.credentialID, plaintext: job.plaintext, tokens: job.tokens),
+                                             caller: caller, now: { clock() })
                 sessions[job.credentialID] = session
             } catch {
                 refusals[job.credentialID] = error
@@ -133,6 +144,7 @@ final class FetchWorker: @unchecked Sendable {
             }
         }
         let site = job.site.externalSiteID
+        let callID = job.callID
         // A 429 or a refusal another worker sees stops this job before its next call.
         let signals = job.signals
         let credentialID = job.credentialID
@@ -148,7 +160,7 @@ final class FetchWorker: @unchecked Sendable {
                 result.stopped = (.partial, "the invocation's deadline was near after \(index) of \(job.windows.count) windows; the next run continues")
                 break
             }
-            let needed = session.callsNeeded(site: site, start: window.start, end: window.end, zone: job.zone)
+            let needed = session.callsNeeded(site: callID, start: window.start, end: window.end, zone: job.zone)
             if result.calls + needed > job.allowance {
                 result.stopped = (.rateLimited, "the day's \(driver.source.rawValue) quota plan leaves no calls for this window (\(job.allowance) allowed this run); the next run continues")
                 break
@@ -156,10 +168,12 @@ final class FetchWorker: @unchecked Sendable {
             let before = caller.calls
             let answers: [VendorAnswer]
             do {
-                answers = try session.fetch(site: site, start: window.start, end: window.end, zone: job.zone)
+                answers = try session.fetch(site: callID, start: window.start, end: window.end, zone: job.zone)
                 result.calls += caller.calls - before
+                result.movedTo = session.movedSites[callID] ?? result.movedTo
             } catch {
                 result.calls += caller.calls - before
+                result.movedTo = session.movedSites[callID] ?? result.movedTo
                 if case .credentialRefused = error { refusals[job.credentialID] = error }
                 if case .failed = error {} else { job.signals.stop(job.credentialID, because: error) }
                 result.error = error

@@ -82,6 +82,9 @@ public final class Fetcher: LambdaByteHandler {
     private var database: PostgresConnection?
     private var http: HTTPClient?
     private var workers: [FetchWorker] = []
+    /// OAuth vendors' tokens, shared by the workers; per-minute pacing, shared by every caller.
+    let tokens: TokenKeeper?
+    private let pacer: CallPacer?
     /// Account-level calls (site lists, logins) a credential may spend on discovery per UTC day.
     static let discoveryCallsPerDay = 100
 
@@ -95,6 +98,10 @@ public final class Fetcher: LambdaByteHandler {
         self.makeStore = stores
         self.zones = configuration.zones
         self.clock = clock
+        tokens = driver.oauth.map {
+            TokenKeeper(client: $0, database: configuration.database, keys: configuration.keys, caBundlePath: configuration.caBundlePath, clock: clock)
+        }
+        pacer = driver.callsPerMinute.map { CallPacer(callsPerMinute: $0) }
     }
 
     public func handle(_ event: [UInt8], context: LambdaContext) throws -> [UInt8] {
@@ -113,10 +120,11 @@ public final class Fetcher: LambdaByteHandler {
         http = client
         let count = max(1, min(configuration.concurrency, driver.maximumConcurrency))
         while workers.count < count {
-            workers.append(try FetchWorker(driver: driver, configuration: configuration, store: try makeStore(), clock: clock))
+            workers.append(try FetchWorker(driver: driver, configuration: configuration, store: try makeStore(), pacer: pacer, clock: clock))
         }
         for worker in workers { worker.begin(context: context) }
         let caller = VendorCaller(http: client, policy: configuration.retry, timeLeft: { context.remainingTime })
+        caller.pacer = pacer
         var run = Run(fetcher: self, integrations: Integrations(connection: connection), caller: caller, context: context, request: request,
                       workers: Array(workers.prefix(count)))
         do {
@@ -151,6 +159,8 @@ public final class Fetcher: LambdaByteHandler {
         var calls = 0
         var retries = 0
         let signals = FetchSignals()
+        /// Calls left this run under a credential's monthly quota (planned across the month's days).
+        var monthlyLeft: [Int64: Int] = [:]
 
         var driver: any VendorDriver { fetcher.driver }
         var now: Int64 { fetcher.clock() / 1000 }
@@ -277,7 +287,8 @@ public final class Fetcher: LambdaByteHandler {
             }
             do {
                 let clock = fetcher.clock
-                sessions[credential.id] = try driver.session(plaintext: plaintext, caller: caller, now: { clock() })
+                sessions[credential.id] = try driver.session(SessionCredential(id: credential.id, plaintext: plaintext, tokens: fetcher.tokens),
+                                                             caller: caller, now: { clock() })
                 plaintexts[credential.id] = plaintext
             } catch {
                 refused[credential.id] = error.description
@@ -415,16 +426,30 @@ public final class Fetcher: LambdaByteHandler {
             }
 
             // The calls a quota leaves this run (hourly runs later today keep theirs).
+            let callID = site.apiSiteID ?? site.externalSiteID
+            let today = Timestamp.day(epochSeconds: now)
             var allowance = Int.max
             if let quota = driver.dailySiteQuota {
-                let used = try integrations.calls(credentialID: credential.id, scope: "site:" + site.externalSiteID, day: Timestamp.day(epochSeconds: now))
-                let perRun = session.callsNeeded(site: site.externalSiteID, start: latest - 3600, end: latest, zone: zone)
+                let used = try integrations.calls(credentialID: credential.id, scope: "site:" + site.externalSiteID, day: today)
+                let perRun = session.callsNeeded(site: callID, start: latest - 3600, end: latest, zone: zone)
                 allowance = QuotaPlan.allowance(limit: quota, used: used, now: now, perRun: perRun)
+            }
+            let pieces = windows(from: start, to: end, maximum: driver.maximumWindow)
+            if let monthly = driver.monthlyCredentialQuota {
+                if monthlyLeft[credential.id] == nil {
+                    let month = try integrations.monthCalls(credentialID: credential.id, day: today)
+                    let todays = try integrations.dayCalls(credentialID: credential.id, day: today)
+                    monthlyLeft[credential.id] = QuotaPlan.monthlyAllowance(limit: monthly, usedBeforeToday: month - todays, usedToday: todays, now: now)
+                }
+                let left = monthlyLeft[credential.id]!
+                allowance = min(allowance, left)
+                let planned = pieces.reduce(0) { $0 + session.callsNeeded(site: callID, start: $1.start, end: $1.end, zone: zone) }
+                monthlyLeft[credential.id] = max(0, left - planned)
             }
             return .job(FetchJob(
                 credentialID: credential.id, plaintext: plaintext, site: site, zone: zone,
-                windows: windows(from: start, to: end, maximum: driver.maximumWindow), allowance: allowance, movesCursor: range == nil,
-                outcome: outcome, signals: signals))
+                windows: pieces, allowance: allowance, movesCursor: range == nil,
+                outcome: outcome, signals: signals, callID: callID, tokens: fetcher.tokens))
         }
 
         /// Records a worker's result: calls against the quota, the credential's state, the site's sync.
@@ -433,6 +458,11 @@ public final class Fetcher: LambdaByteHandler {
             let credential = StoredCredentialReference(id: job.credentialID, organizationID: job.site.organizationID)
             let scope = "site:" + job.site.externalSiteID
             try integrations.countCalls(credentialID: job.credentialID, scope: scope, day: Timestamp.day(epochSeconds: now), count: result.calls)
+            if let moved = result.movedTo, moved != job.callID {
+                try integrations.moveSite(siteID: job.site.id, toAPIID: moved)
+                log(.info, "the vendor moved the site; later runs call its new id", credential: credential, site: job.site.externalSiteID,
+                    extra: ["apiSiteId": .string(moved)])
+            }
             if let error = result.error { try handle(error, credentialID: job.credentialID) }
             var outcome = job.outcome
             outcome.objects = result.objects

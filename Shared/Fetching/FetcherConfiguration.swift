@@ -63,3 +63,14 @@ public struct FetcherConfiguration: Sendable {
         try zones.verify()
     }
 }
+
+extension Environment {
+    /// A base URL variable (https://, or http:// for a local fake), or its default.
+    public func url(_ name: String, default fallback: String) throws(ConfigurationError) -> String {
+        let value = self[name] ?? fallback
+        guard value.hasPrefix("https://") || value.hasPrefix("http://") else {
+            throw .invalid(name: name, reason: "must start with https:// (or http:// for a local fake)")
+        }
+        return value
+    }
+}

@@ -1,5 +1,6 @@
 import Core
 import HTTPClient
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -99,6 +100,25 @@ public struct RetryPolicy: Sendable {
     }
 }
 
+/// Spaces calls so that no more than a vendor's per-minute limit go out, across every caller of
+/// a fetcher (its workers and its coordinating thread).
+public final class CallPacer: Sendable {
+    let interval: Duration
+    private let next = Mutex<Int64>(0)
+
+    public init(callsPerMinute: Int) { interval = .milliseconds(60_000 / max(1, callsPerMinute)) }
+
+    /// Reserves the next slot and returns how long to wait for it.
+    func reserve(now: Int64) -> Duration {
+        let step = interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000
+        return next.withLock { slot in
+            let at = max(slot, now)
+            slot = at + step
+            return .milliseconds(at - now)
+        }
+    }
+}
+
 /// Sends a vendor's requests: counts every attempt (quotas count attempts), retries transient
 /// failures (5xx, dropped connections, timeouts), and turns everything else into a response for
 /// the driver to read. Not `Sendable`: one per worker, like its ``HTTPClient``.
@@ -108,6 +128,8 @@ public final class VendorCaller {
     let sleep: (Duration) -> Void
     /// Seconds left before the invocation's deadline; no request or wait may outlast it.
     let timeLeft: () -> Duration
+    /// Paces the calls under a per-minute limit, when the vendor has one.
+    public var pacer: CallPacer?
     /// Asked before every attempt: an error here (another worker saw the vendor rate-limit or
     /// refuse this credential) ends the request before it is sent.
     public var stop: (() -> VendorError?)?
@@ -131,6 +153,13 @@ public final class VendorCaller {
         while true {
             attempt += 1
             if let stopped = stop?() { throw stopped }
+            if let pacer {
+                let wait = pacer.reserve(now: WallClock.milliseconds())
+                guard wait < timeLeft() - .seconds(5) else {
+                    throw .failed("\(what): the vendor's per-minute limit leaves no call before the deadline")
+                }
+                if wait > .zero { sleep(wait) }
+            }
             request.timeout = min(policy.requestTimeout, max(.seconds(1), timeLeft() - .seconds(2)))
             calls += 1
             let failure: String

@@ -15,8 +15,34 @@ public protocol VendorDriver: Sendable {
     var dailySiteQuota: Int? { get }
     /// The most calls in flight at once the vendor allows from one address.
     var maximumConcurrency: Int { get }
-    /// Opens a session for one credential's plaintext (the JSON stored sealed).
-    func session(plaintext: [UInt8], caller: VendorCaller, now: @escaping () -> Int64) throws(VendorError) -> any VendorSession
+    /// Calls a credential may make in a UTC month (Enphase's plans), planned across the month's days.
+    var monthlyCredentialQuota: Int? { get }
+    /// Calls a minute the vendor allows (paced, not counted).
+    var callsPerMinute: Int? { get }
+    /// The token endpoint, for OAuth vendors: the engine keeps their tokens fresh.
+    var oauth: OAuthClient? { get }
+    /// Opens a session for one credential (its plaintext, the JSON stored sealed).
+    func session(_ credential: SessionCredential, caller: VendorCaller, now: @escaping () -> Int64) throws(VendorError) -> any VendorSession
+}
+
+extension VendorDriver {
+    public var monthlyCredentialQuota: Int? { nil }
+    public var callsPerMinute: Int? { nil }
+    public var oauth: OAuthClient? { nil }
+}
+
+/// What a session is opened with.
+public struct SessionCredential: Sendable {
+    public var id: Int64
+    public var plaintext: [UInt8]
+    /// The shared token keeper of an OAuth vendor.
+    public var tokens: TokenKeeper?
+
+    public init(id: Int64, plaintext: [UInt8], tokens: TokenKeeper?) {
+        self.id = id
+        self.plaintext = plaintext
+        self.tokens = tokens
+    }
 }
 
 /// A credential's conversation with its vendor during one invocation.
@@ -27,8 +53,14 @@ public protocol VendorSession: AnyObject {
     func discover() throws(VendorError) -> [DiscoveredSite]?
     /// Calls one window of a site will take.
     func callsNeeded(site: String, start: Int64, end: Int64, zone: ZoneRules) -> Int
-    /// Fetches one window; the answers are kept verbatim.
+    /// Fetches one window; the answers are kept verbatim. `site` is the id the vendor answers to.
     func fetch(site: String, start: Int64, end: Int64, zone: ZoneRules) throws(VendorError) -> [VendorAnswer]
+    /// Sites the vendor said moved during this session (old id → new id: SMA's 308).
+    var movedSites: [String: String] { get }
+}
+
+extension VendorSession {
+    public var movedSites: [String: String] { [:] }
 }
 
 /// A base URL joined with a relative path, keeping the base's own path (interfaces.md).
@@ -71,8 +103,8 @@ public struct SolarEdgeDriver: VendorDriver {
 
     public init(baseURL: String) { self.baseURL = baseURL }
 
-    public func session(plaintext: [UInt8], caller: VendorCaller, now: @escaping () -> Int64) throws(VendorError) -> any VendorSession {
-        let members = try credentialMembers(plaintext, vendor: "SolarEdge", required: ["api_key"])
+    public func session(_ credential: SessionCredential, caller: VendorCaller, now: @escaping () -> Int64) throws(VendorError) -> any VendorSession {
+        let members = try credentialMembers(credential.plaintext, vendor: "SolarEdge", required: ["api_key"])
         return SolarEdgeSession(baseURL: baseURL, key: members["api_key"]!, caller: caller, now: now)
     }
 }
@@ -201,8 +233,8 @@ public struct GoodWeDriver: VendorDriver {
         return target.host.hasSuffix("." + labels.dropFirst().joined(separator: "."))
     }
 
-    public func session(plaintext: [UInt8], caller: VendorCaller, now: @escaping () -> Int64) throws(VendorError) -> any VendorSession {
-        let members = try credentialMembers(plaintext, vendor: "GoodWe", required: ["account", "password"])
+    public func session(_ credential: SessionCredential, caller: VendorCaller, now: @escaping () -> Int64) throws(VendorError) -> any VendorSession {
+        let members = try credentialMembers(credential.plaintext, vendor: "GoodWe", required: ["account", "password"])
         return GoodWeSession(baseURL: baseURL, account: members["account"]!, password: members["password"]!, caller: caller, now: now)
     }
 }

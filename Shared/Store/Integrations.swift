@@ -28,6 +28,8 @@ public struct IntegrationSite: Sendable, Equatable {
     public var timeZoneSource: String = "configured"
     /// Why the last sync failed, or why the site waits inactive.
     public var lastSyncError: String?
+    /// The id the vendor now answers to, when it moved the site (SMA's 308); else `externalSiteID`.
+    public var apiSiteID: String?
 }
 
 /// The outcome of one site's sync, as `integration_site.last_sync_status` records it.
@@ -118,7 +120,7 @@ public struct Integrations {
     private func sites(where condition: String, _ parameters: [String?]) throws -> [IntegrationSite] {
         let rows = try connection.query("""
             SELECT id, organization_id, credential_id, external_site_id, external_site_name, time_zone, is_active,
-                   extract(epoch FROM sync_cursor)::bigint AS cursor, time_zone_source, last_sync_error
+                   extract(epoch FROM sync_cursor)::bigint AS cursor, time_zone_source, last_sync_error, api_site_id
             FROM integration_site WHERE \(condition) ORDER BY sync_cursor NULLS FIRST, id
             """, parameters)
         return (0..<rows.count).map { row in
@@ -127,7 +129,7 @@ public struct Integrations {
                 credentialID: rows[row, "credential_id"].flatMap { Int64($0) }, externalSiteID: rows[row, "external_site_id"]!,
                 name: rows[row, "external_site_name"], timeZone: rows[row, "time_zone"]!, isActive: rows[row, "is_active"] == "t",
                 cursor: rows[row, "cursor"].flatMap { Int64($0) }, timeZoneSource: rows[row, "time_zone_source"]!,
-                lastSyncError: rows[row, "last_sync_error"])
+                lastSyncError: rows[row, "last_sync_error"], apiSiteID: rows[row, "api_site_id"])
         }
     }
 
@@ -174,6 +176,38 @@ public struct Integrations {
             """, [String(siteID), status.rawValue, error, cursor.map(String.init)])
     }
 
+    /// Records the id a vendor moved a site to (it answered the old one with a redirect).
+    public func moveSite(siteID: Int64, toAPIID apiID: String) throws {
+        try connection.query("UPDATE integration_site SET api_site_id = $2 WHERE id = $1", [String(siteID), apiID])
+    }
+
+    // MARK: OAuth tokens
+
+    /// Runs `body` with the credential's row locked (`SELECT … FOR UPDATE`) in a transaction:
+    /// a second run refreshing the same credential waits here, then reads what the first stored.
+    /// `body` gets the sealed envelope and whether the credential is active; what it returns is
+    /// applied before the commit.
+    public func withLockedCredential(id: Int64, _ body: (_ envelope: String, _ isActive: Bool) throws -> CredentialUpdate) throws {
+        try connection.transaction {
+            let rows = try connection.query("SELECT encrypted_credentials, is_active FROM integration_credential WHERE id = $1 FOR UPDATE",
+                                            [String(id)])
+            guard rows.count == 1 else { throw IntegrationsError.noCredential(id) }
+            switch try body(rows[0, "encrypted_credentials"]!, rows[0, "is_active"] == "t") {
+            case .none:
+                break
+            case .store(let envelope, let expiresAt):
+                try connection.query("""
+                    UPDATE integration_credential SET encrypted_credentials = $2, token_expires_at = to_timestamp($3::bigint),
+                        last_error = NULL, updated_at = now() WHERE id = $1
+                    """, [String(id), envelope, expiresAt.map(String.init)])
+            case .deactivate(let reason):
+                try connection.query("""
+                    UPDATE integration_credential SET is_active = false, last_error = $2, updated_at = now() WHERE id = $1
+                    """, [String(id), reason])
+            }
+        }
+    }
+
     // MARK: Quota
 
     /// Calls counted so far for a quota scope on a UTC day (`YYYY-MM-DD`).
@@ -181,6 +215,22 @@ public struct Integrations {
         let rows = try connection.query("SELECT calls FROM vendor_call_count WHERE credential_id = $1 AND scope = $2 AND day = $3::date",
                                         [String(credentialID), scope, day])
         return rows.count == 1 ? Int(rows[0, "calls"]!)! : 0
+    }
+
+    /// Every call of the credential in the UTC month of `day` (`YYYY-MM-DD`), all scopes.
+    public func monthCalls(credentialID: Int64, day: String) throws -> Int {
+        let rows = try connection.query("""
+            SELECT coalesce(sum(calls), 0) AS calls FROM vendor_call_count
+            WHERE credential_id = $1 AND day >= date_trunc('month', $2::date) AND day <= $2::date
+            """, [String(credentialID), day])
+        return Int(rows[0, "calls"]!)!
+    }
+
+    /// Every call of the credential on a UTC day, all scopes.
+    public func dayCalls(credentialID: Int64, day: String) throws -> Int {
+        let rows = try connection.query("SELECT coalesce(sum(calls), 0) AS calls FROM vendor_call_count WHERE credential_id = $1 AND day = $2::date",
+                                        [String(credentialID), day])
+        return Int(rows[0, "calls"]!)!
     }
 
     /// Adds `count` calls to a scope's day; returns the new total.
@@ -210,5 +260,24 @@ public struct Integrations {
 
     public func release(siteID: Int64) throws {
         try connection.query("UPDATE integration_site SET lease_until = NULL WHERE id = $1", [String(siteID)])
+    }
+}
+
+/// What a locked credential becomes (see ``Integrations/withLockedCredential(id:_:)``).
+public enum CredentialUpdate: Sendable {
+    /// Nothing changes (another run refreshed it already).
+    case none
+    /// New tokens, sealed; `expiresAt` (Unix seconds) mirrors the plaintext's `expires_at`.
+    case store(envelope: String, expiresAt: Int64?)
+    /// The owner must reconnect: inactive, with the reason.
+    case deactivate(reason: String)
+}
+
+public enum IntegrationsError: Error, Equatable, Sendable, CustomStringConvertible {
+    case noCredential(Int64)
+    public var description: String {
+        switch self {
+        case .noCredential(let id): "credential \(id) does not exist"
+        }
     }
 }

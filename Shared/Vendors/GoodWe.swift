@@ -166,6 +166,6 @@ public struct GoodWeTransform: VendorEnvelopeTransform {
 /// Every vendor transform this build knows.
 public enum VendorCatalog {
     public static func transforms(zones: ZoneDatabase) -> VendorTransforms {
-        VendorTransforms([SolarEdgeTransform(zones: zones), GoodWeTransform(zones: zones)])
+        VendorTransforms([SolarEdgeTransform(zones: zones), GoodWeTransform(zones: zones), EnphaseTransform(zones: zones), SMATransform(zones: zones)])
     }
 }

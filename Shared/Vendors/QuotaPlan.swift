@@ -1,3 +1,5 @@
+import Core
+
 /// How many calls a run may make against a daily quota, so that the day's later hourly runs
 /// still find theirs: the quota, less a safety margin, less what was used, less a reserve of
 /// `perRun` calls for each full hour left in the quota day (UTC).
@@ -6,5 +8,15 @@ public enum QuotaPlan {
         let secondsLeft = 86_400 - Int(((now % 86_400) + 86_400) % 86_400)
         let laterRuns = (secondsLeft - 1) / 3600
         return max(0, limit - safety - used - laterRuns * perRun)
+    }
+
+    /// Calls a run may make under a monthly quota: what is left of the month, shared evenly by
+    /// its days left (today included), less what today used already.
+    public static func monthlyAllowance(limit: Int, usedBeforeToday: Int, usedToday: Int, now: Int64) -> Int {
+        let day = Int(now >= 0 ? now / 86_400 : (now - 86_399) / 86_400)
+        let (year, month, dayOfMonth) = Timestamp.civil(days: day)
+        let nextMonth = month == 12 ? Timestamp.days(year: year + 1, month: 1, day: 1) : Timestamp.days(year: year, month: month + 1, day: 1)
+        let daysLeft = nextMonth - Timestamp.days(year: year, month: month, day: dayOfMonth)
+        return max(0, (limit - usedBeforeToday) / max(1, daysLeft) - usedToday)
     }
 }

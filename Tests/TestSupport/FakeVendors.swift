@@ -33,6 +33,20 @@ public final class FakeVendors: @unchecked Sendable {
 
     public var solarEdgeURL: String { "http://127.0.0.1:\(port)/solaredge/" }
     public var goodWeURL: String { "http://127.0.0.1:\(port)/goodwe/api/" }
+    public var enphaseURL: String { "http://127.0.0.1:\(port)/enphase/api/v4/" }
+    public var enphaseAuthURL: String { "http://127.0.0.1:\(port)/enphase/" }
+    public var smaURL: String { "http://127.0.0.1:\(port)/sma/v1/" }
+    public var smaAuthURL: String { "http://127.0.0.1:\(port)/sma/auth/" }
+
+    /// The variables that point the fetchers at this fake (and its demo OAuth clients).
+    public var environment: [String: String] {
+        [
+            "SOLAREDGE_API_BASE_URL": solarEdgeURL, "GOODWE_API_BASE_URL": goodWeURL,
+            "ENPHASE_API_BASE_URL": enphaseURL, "ENPHASE_AUTH_BASE_URL": enphaseAuthURL, "ENPHASE_API_KEY": "demo-enphase-key",
+            "ENPHASE_CLIENT_ID": "demo-enphase-client", "ENPHASE_CLIENT_SECRET": "demo-enphase-secret",
+            "SMA_API_BASE_URL": smaURL, "SMA_AUTH_BASE_URL": smaAuthURL, "SMA_CLIENT_ID": "demo-sma-client", "SMA_CLIENT_SECRET": "demo-sma-secret",
+        ]
+    }
 
     /// Merges `settings` into the fake's configuration (see Tools/fake_vendors.py).
     public func control(_ settings: [String: Any]) throws {

@@ -78,7 +78,7 @@ import Vendors
         #expect(throws: FileFormatError.self) { try read(window, source: .goodWe) }
         var unknown = window
         unknown.format = "solaredge.monitoring.v9"
-        #expect(throws: FileFormatError.notAnEnvelope(reason: #"vendor_format "solaredge.monitoring.v9" is not one this validator reads (goodwe.sems.v2, solaredge.monitoring.v1)"#)) {
+        #expect(throws: FileFormatError.notAnEnvelope(reason: #"vendor_format "solaredge.monitoring.v9" is not one this validator reads (enphase.v4, goodwe.sems.v2, sma.monitoring.v1, solaredge.monitoring.v1)"#)) {
             try read(unknown)
         }
         // vendor_format after readings would come too late to read them.

@@ -14,6 +14,9 @@ enum VendorDemo {
     static let credentials: [(vendor: SourceSystem, plaintext: String)] = [
         (.solarEdge, #"{"api_key": "demo-account-key"}"#),
         (.goodWe, #"{"account": "demo@example.org", "password": "demo-password"}"#),
+        // OAuth tokens as the connect flow stores them; the Enphase one has expired, so the run refreshes it.
+        (.enphase, #"{"access_token": "demo-enphase-access", "refresh_token": "demo-enphase-refresh", "expires_at": "2020-01-01T00:00:00Z"}"#),
+        (.sma, #"{"access_token": "demo-sma-access", "refresh_token": "demo-sma-refresh", "expires_at": "2100-01-01T00:00:00Z"}"#),
     ]
     static let goodWePlant = "6a1e8c2f-0000-4000-8000-000000000001"
 
@@ -23,7 +26,8 @@ enum VendorDemo {
         let integrations = Integrations(connection: connection)
         let keys = try EnvelopeKeys(environment: environment)
         for (vendor, plaintext) in credentials where try integrations.activeCredentials(organizationID: 42, vendor: vendor).isEmpty {
-            let id = try integrations.addCredential(organizationID: 42, vendor: vendor, authType: "api_key",
+            let oauth = vendor == .enphase || vendor == .sma
+            let id = try integrations.addCredential(organizationID: 42, vendor: vendor, authType: oauth ? "oauth2" : "api_key",
                                                     envelope: try CredentialEnvelope.seal(Array(plaintext.utf8), keys: keys))
             // GoodWe names no zone: its plant is registered by hand, as an operator would.
             if vendor == .goodWe {
@@ -35,9 +39,9 @@ enum VendorDemo {
         let event = scratch + "/scheduled.json"
         _ = FileIO.write(Array(#"{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}"#.utf8), to: event)
         var written: [String] = []
-        var out = "vendor clouds (\(environment["SOLAREDGE_API_BASE_URL"] ?? "-"), \(environment["GOODWE_API_BASE_URL"] ?? "-")):\n"
+        var out = "vendor clouds (SolarEdge, GoodWe, Enphase, SMA at \(environment["SOLAREDGE_API_BASE_URL"] ?? "-")…):\n"
         out += LocalRun.pad("fetcher", 19) + LocalRun.pad("site", 38) + LocalRun.pad("status", 14) + "window, objects\n"
-        for fetcher in ["fetcher-solaredge", "fetcher-goodwe"] {
+        for fetcher in ["fetcher-solaredge", "fetcher-goodwe", "fetcher-enphase", "fetcher-sma"] {
             let binary = directory + "/" + fetcher
             guard access(binary, X_OK) == 0 else { throw Failure.refused("no \(fetcher) binary at \(binary): swift build --product \(fetcher)") }
             let status = try Spawn.run(binary, ["--event", event], standardOutput: scratch + "/\(fetcher).json", standardError: scratch + "/\(fetcher).log")

@@ -36,7 +36,8 @@ final class FetcherHarness {
     @discardableResult
     func addCredential(_ vendor: SourceSystem, _ plaintext: String, organization: Int64 = 42) throws -> Int64 {
         let envelope = try CredentialEnvelope.seal(Array(plaintext.utf8), keys: keys)
-        return try integrations.addCredential(organizationID: organization, vendor: vendor, authType: "api_key", envelope: envelope)
+        let authType = vendor == .enphase || vendor == .sma ? "oauth2" : "api_key"
+        return try integrations.addCredential(organizationID: organization, vendor: vendor, authType: authType, envelope: envelope)
     }
 
     @discardableResult
@@ -50,9 +51,8 @@ final class FetcherHarness {
             "DATABASE_URL": database.url, "METERLAKE_BUCKET": store.configuration.bucket,
             "AWS_ENDPOINT_URL_S3": try Moto.variable("MOTO_S3_ENDPOINT"), "AWS_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-            "METERLAKE_ENCRYPTION_KEY": Base64.encode(key),
-            "SOLAREDGE_API_BASE_URL": vendors.solarEdgeURL, "GOODWE_API_BASE_URL": vendors.goodWeURL,
-        ].merging(settings) { $1 }
+            "METERLAKE_ENCRYPTION_KEY": Base64.encode(key), "ENPHASE_CALLS_PER_MINUTE": "6000",
+        ].merging(vendors.environment) { $1 }.merging(settings) { $1 }
     }
 
     /// Runs the built fetcher of `vendor` on `events` (one process, one invocation each) and
@@ -86,6 +86,51 @@ final class FetcherHarness {
                 return .error(type: type ?? "", message: String(decoding: body, as: UTF8.self))
             }
         }
+    }
+
+    /// `count` fetcher processes of `vendor` started at once, each on `event`: their outcomes.
+    func race(_ vendor: SourceSystem, count: Int, event: String = FetcherHarness.scheduledEvent) throws -> [FetchOutcome] {
+        let function = "fetcher-" + vendor.rawValue
+        var runs: [(api: FakeRuntimeAPI, process: ChildProcess, id: String)] = []
+        for _ in 0..<count {
+            let api = try FakeRuntimeAPI()
+            runs.append((api, try ChildProcess(try BuiltBinary.path(function), environment: try environment(api: api, function: function)), ""))
+        }
+        // Both processes up and polling before either gets its event: the races start together.
+        for run in runs { _ = run.api.waitForPolls(1, timeout: 30) }
+        for index in runs.indices {
+            let event = FakeRuntimeAPI.Event(Array(event.utf8))
+            runs[index].id = event.requestID
+            runs[index].api.enqueue(event)
+        }
+        defer {
+            for run in runs {
+                run.process.terminate()
+                output += run.process.standardOutput + run.process.standardError
+                run.api.stop()
+            }
+        }
+        return try runs.map { run in
+            guard let outcome = run.api.waitForOutcomes(1, timeout: 90).first else { throw HarnessError.noOutcome(run.process.standardError) }
+            switch outcome {
+            case .response(_, let body):
+                return .sites((try JSONSerialization.jsonObject(with: Data(body)) as! [String: Any])["sites"] as! [[String: Any]])
+            case .error(_, let type, let body):
+                return .error(type: type ?? "", message: String(decoding: body, as: UTF8.self))
+            }
+        }
+    }
+
+    /// The credential's plaintext as stored now.
+    func plaintext(credential: Int64) throws -> [String: Any] {
+        let envelope = try database.connect().query("SELECT encrypted_credentials FROM integration_credential WHERE id = $1", [String(credential)])[0, "encrypted_credentials"]!
+        return try JSONSerialization.jsonObject(with: Data(CredentialEnvelope.open(envelope, keys: keys))) as! [String: Any]
+    }
+
+    /// Stores `plaintext` sealed as the credential's (what a reconnect or an operator would do).
+    func reseal(credential: Int64, _ plaintext: [String: Any]) throws {
+        let envelope = try CredentialEnvelope.seal(Array(try JSONSerialization.data(withJSONObject: plaintext)), keys: keys)
+        try database.connect().query("UPDATE integration_credential SET encrypted_credentials = $2 WHERE id = $1", [String(credential), envelope])
     }
 
     /// One scheduled invocation; its sites.

@@ -86,9 +86,9 @@ import TestSupport
         let database = try TestDatabase(migrated: false)
         let first = try run(["migrate"], environment: ["DATABASE_URL": database.url])
         #expect(first.status == 0)
-        #expect(first.out == "applied migrations 1, 2, 3, 4\n")
+        #expect(first.out == "applied migrations 1, 2, 3, 4, 5\n")
         let again = try run(["migrate"], environment: ["DATABASE_URL": database.url])
-        #expect(again.out == "database up to date (4 migrations)\n")
+        #expect(again.out == "database up to date (5 migrations)\n")
         let partitions = try run(["partitions"], environment: ["DATABASE_URL": database.url])
         #expect(partitions.status == 0)
         let count = try database.connect().query("SELECT count(*) AS n FROM pg_inherits WHERE inhparent = 'meter_reading'::regclass")
@@ -106,27 +106,29 @@ import TestSupport
         let samples = Fixture.repository.appendingPathComponent("docs/samples").path
         let run = try run(["local", "--lake", lake, "--validator", try BuiltBinary.path("validator"), "--samples", samples,
                            "--fetchers", BuiltBinary.directory.path],
-                          environment: ["DATABASE_URL": database.url, "SOLAREDGE_API_BASE_URL": vendors.solarEdgeURL,
-                                        "GOODWE_API_BASE_URL": vendors.goodWeURL, "METERLAKE_ENCRYPTION_KEY": key])
+                          environment: vendors.environment.merging(["DATABASE_URL": database.url, "METERLAKE_ENCRYPTION_KEY": key]) { $1 })
         #expect(run.status == 0, "\(run.err)")
         // The fetchers ran first, against the fake vendor clouds.
         #expect(run.out.contains("fetcher-solaredge  3017452                               success"))
         #expect(run.out.contains("fetcher-solaredge  3017453                               success"))
         #expect(run.out.contains("fetcher-goodwe     6a1e8c2f-0000-4000-8000-000000000001  success"))
+        #expect(run.out.contains("fetcher-enphase    4123456                               success"))
+        #expect(run.out.contains("fetcher-sma        8731046                               success"))
         #expect(run.out.contains("partly bad.csv                           validated    40    39      1"))
         #expect(run.out.contains("mostly bad.csv                           quarantined  20    0       5"))
         #expect(run.out.contains("data_0_0_0.snappy.parquet                validated    4     4       0"))
         #expect(run.out.contains("quarantined broken.csv: the file is structurally broken"))
-        #expect(run.out.contains("ingestion_log: quarantined 2, validated 8"))
+        #expect(run.out.contains("ingestion_log: quarantined 2, validated 10"))
         let store = try LocalObjectStore(directory: lake)
         #expect(try store.list(prefix: "raw/").isEmpty)
-        #expect(try store.list(prefix: "validated/").count == 9, "8 files and one rejects report")
+        #expect(try store.list(prefix: "validated/").count == 11, "10 files and one rejects report")
         #expect(try store.list(prefix: "validated/").filter { $0.key.contains("/solaredge/42/") }.count == 2)
         #expect(try store.list(prefix: "quarantine/").count == 4, "2 files and their reports")
         // The vendors' demo credentials are stored sealed, and never printed.
         #expect(!run.out.contains("demo-password") && !run.out.contains("demo-account-key"))
         let sealed = try database.connect().query("SELECT count(*) AS n FROM integration_credential WHERE encrypted_credentials NOT LIKE '%demo%'")
-        #expect(sealed[0, "n"] == "2")
+        #expect(sealed[0, "n"] == "4")
+        #expect(!run.out.contains("demo-enphase-refresh") && !run.out.contains("demo-sma-secret"))
     }
 
     @Test func localRunsTheValidatorWithoutAShellWhateverItsPath() throws {

@@ -1,0 +1,212 @@
+import Core
+import HTTPClient
+import Postgres
+import Store
+import Synchronization
+
+/// How a vendor's OAuth 2.0 token endpoint is called.
+public struct OAuthClient: Sendable {
+    /// How the client authenticates and where the grant's parameters go.
+    public enum Style: Sendable {
+        /// HTTP Basic `client_id:client_secret`, parameters in the query (Enphase's examples).
+        case basicWithQuery
+        /// Parameters and client credentials in a form body (SMA's Keycloak).
+        case formBody
+    }
+
+    public var vendor: String
+    public var tokenURL: String
+    public var clientID: String
+    public var clientSecret: String
+    public var style: Style
+
+    public init(vendor: String, tokenURL: String, clientID: String, clientSecret: String, style: Style) {
+        self.vendor = vendor
+        self.tokenURL = tokenURL
+        self.clientID = clientID
+        self.clientSecret = clientSecret
+        self.style = style
+    }
+}
+
+/// An OAuth credential's plaintext: `access_token`, `refresh_token`, `expires_at`, and any other
+/// members, which are kept as they are.
+struct OAuthTokens {
+    var members: [JSONMember]
+    var access: String
+    var refresh: String
+    /// Unix seconds; `nil` when the plaintext names no expiry.
+    var expiresAt: Int64?
+
+    init(plaintext: [UInt8], vendor: String) throws(VendorError) {
+        guard let value = try? JSONParser.parse(plaintext), case .object(let members) = value else {
+            throw .credentialRefused("the stored \(vendor) credential is not a JSON object")
+        }
+        guard case .string(let access)? = value["access_token"], case .string(let refresh)? = value["refresh_token"], !refresh.isEmpty else {
+            throw .credentialRefused("the stored \(vendor) credential lacks access_token or refresh_token")
+        }
+        self.members = members
+        self.access = access
+        self.refresh = refresh
+        if case .string(let text)? = value["expires_at"], case .zoned(let seconds) = ISO8601.parse(text) { expiresAt = seconds }
+    }
+
+    /// The plaintext with new tokens, every other member kept.
+    func replacing(access: String, refresh: String, expiresAt: Int64?) -> [UInt8] {
+        var members = members.filter { !["access_token", "refresh_token", "expires_at"].contains($0.key) }
+        members.insert(JSONMember("access_token", .string(access)), at: 0)
+        members.insert(JSONMember("refresh_token", .string(refresh)), at: 1)
+        if let expiresAt { members.insert(JSONMember("expires_at", .string(Timestamp.rfc3339(seconds: expiresAt, nanoseconds: 0, zoned: true))), at: 2) }
+        return Array(JSONValue.object(members).serialized.utf8)
+    }
+}
+
+/// Access tokens of a vendor's OAuth credentials, shared by the engine's workers.
+///
+/// A refresh token is single-use and rotates, so a refresh and the storing of its answer happen
+/// under the credential's row lock (`SELECT … FOR UPDATE`), in one transaction with the token
+/// call: the new tokens are sealed and committed before anyone could need the old ones again. A
+/// second run racing for the same credential waits on the lock, then finds tokens newer than the
+/// ones it had and uses them instead of spending the dead refresh token. `invalid_grant` (or any
+/// 400/401 from the token endpoint) deactivates the credential: its owner must reconnect.
+public final class TokenKeeper: Sendable {
+    public let client: OAuthClient
+    let database: DatabaseSettings
+    let keys: EnvelopeKeys
+    let caBundlePath: String?
+    /// A token that expires within this is refreshed before use.
+    let margin: Int64
+    let clock: @Sendable () -> Int64
+    private let known = Mutex<[Int64: (access: String, expiresAt: Int64?)]>([:])
+    /// One refresh at a time in this process (other runs are held off by the row lock).
+    private let refreshing = Mutex<Int>(0)
+
+    public init(client: OAuthClient, database: DatabaseSettings, keys: EnvelopeKeys, caBundlePath: String?, margin: Int64 = 120,
+                clock: @escaping @Sendable () -> Int64 = WallClock.milliseconds) {
+        self.client = client
+        self.database = database
+        self.keys = keys
+        self.caBundlePath = caBundlePath
+        self.margin = margin
+        self.clock = clock
+    }
+
+    /// Refreshes done by this process (for logs and tests).
+    public var refreshes: Int { refreshing.withLock { $0 } }
+
+    /// A token to call with: the newest this process knows, refreshed first when it expires within the margin.
+    public func accessToken(credentialID: Int64, plaintext: [UInt8]) throws(VendorError) -> String {
+        let current: (access: String, expiresAt: Int64?)
+        if let cached = known.withLock({ $0[credentialID] }) {
+            current = cached
+        } else {
+            let tokens = try OAuthTokens(plaintext: plaintext, vendor: client.vendor)
+            current = (tokens.access, tokens.expiresAt)
+        }
+        if let expiresAt = current.expiresAt, expiresAt - clock() / 1000 <= margin {
+            return try refresh(credentialID: credentialID, stale: current.access)
+        }
+        return current.access
+    }
+
+    /// A new access token, because `stale` expired or was refused (a 401); if another run
+    /// refreshed meanwhile, its token.
+    public func refresh(credentialID: Int64, stale: String) throws(VendorError) -> String {
+        var outcome: Result<(access: String, expiresAt: Int64?), VendorError> = .failure(.failed("\(client.vendor) token refresh did not run"))
+        do {
+            try refreshing.withLock { (count: inout Int) throws in
+                let connection = try database.connect()
+                try Integrations(connection: connection).withLockedCredential(id: credentialID) { envelope, isActive in
+                    guard isActive else {
+                        outcome = .failure(.credentialRefused("the \(client.vendor) credential was deactivated: its owner must reconnect"))
+                        return .none
+                    }
+                    let plaintext: [UInt8]
+                    do { plaintext = try CredentialEnvelope.open(envelope, keys: keys) } catch {
+                        outcome = .failure(.credentialRefused("the stored credential does not open: \(error)"))
+                        return .none
+                    }
+                    let tokens: OAuthTokens
+                    switch Result(catching: { () throws(VendorError) in try OAuthTokens(plaintext: plaintext, vendor: client.vendor) }) {
+                    case .success(let read): tokens = read
+                    case .failure(let error):
+                        outcome = .failure(error)
+                        return .none
+                    }
+                    let now = clock() / 1000
+                    if tokens.access != stale, (tokens.expiresAt ?? Int64.max) - now > margin {
+                        outcome = .success((tokens.access, tokens.expiresAt))  // another run refreshed it
+                        return .none
+                    }
+                    count += 1
+                    switch callTokenEndpoint(refreshToken: tokens.refresh, now: now) {
+                    case .success(let fresh):
+                        let sealed = try CredentialEnvelope.seal(
+                            tokens.replacing(access: fresh.access, refresh: fresh.refresh ?? tokens.refresh, expiresAt: fresh.expiresAt), keys: keys)
+                        outcome = .success((fresh.access, fresh.expiresAt))
+                        return .store(envelope: sealed, expiresAt: fresh.expiresAt)
+                    case .failure(.credentialRefused(let reason)):
+                        outcome = .failure(.credentialRefused(reason))
+                        return .deactivate(reason: reason)
+                    case .failure(let error):
+                        // Nothing stored: the transaction rolls back, the old tokens stay.
+                        throw error
+                    }
+                }
+            }
+        } catch let error as VendorError {
+            throw error
+        } catch {
+            throw .failed("\(client.vendor) token refresh: the database failed: \(error)")
+        }
+        let fresh = try outcome.get()
+        known.withLock { $0[credentialID] = fresh }
+        return fresh.access
+    }
+
+    /// One refresh-token grant. 400/401 is a refusal (the owner must reconnect); anything else
+    /// that is not 200 is a failure worth retrying on a later run.
+    private func callTokenEndpoint(refreshToken: String, now: Int64) -> Result<(access: String, refresh: String?, expiresAt: Int64?), VendorError> {
+        let redact = Redactor(secrets: [refreshToken, client.clientSecret])
+        let request: HTTPRequest
+        switch client.style {
+        case .basicWithQuery:
+            let credentials = Base64.encode(Array("\(client.clientID):\(client.clientSecret)".utf8))
+            request = HTTPRequest(
+                method: .post, url: client.tokenURL + "?grant_type=refresh_token&refresh_token=" + SecretEncoding.percentEncoded(refreshToken),
+                headers: ["Authorization": "Basic " + credentials, "Accept": "application/json"], body: .bytes([]))
+        case .formBody:
+            let form = "grant_type=refresh_token&refresh_token=\(SecretEncoding.percentEncoded(refreshToken))"
+                + "&client_id=\(SecretEncoding.percentEncoded(client.clientID))&client_secret=\(SecretEncoding.percentEncoded(client.clientSecret))"
+            request = HTTPRequest(method: .post, url: client.tokenURL,
+                                  headers: ["Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"],
+                                  body: .bytes(Array(form.utf8)))
+        }
+        let response: HTTPResponse
+        do {
+            response = try HTTPClient(configuration: .init(connectTimeout: .seconds(5), caBundlePath: caBundlePath)).send(request)
+        } catch {
+            return .failure(.failed(redact("\(client.vendor) token refresh: \(error)")))
+        }
+        let answer = try? JSONParser.parse(response.body)
+        switch response.status {
+        case 200:
+            guard case .string(let access)? = answer?["access_token"], !access.isEmpty else {
+                return .failure(.failed("\(client.vendor) token refresh: the answer has no access_token"))
+            }
+            var refresh: String?
+            if case .string(let rotated)? = answer?["refresh_token"], !rotated.isEmpty { refresh = rotated }
+            let lifetime = answer?["expires_in"].flatMap { value -> Int64? in
+                if case .number(let literal) = value { return Int64(literal) }
+                return nil
+            }
+            return .success((access, refresh, lifetime.map { now + max(0, min($0, 366 * 86_400)) }))
+        case 400, 401:
+            var code = "HTTP \(response.status)"
+            if case .string(let error)? = answer?["error"] { code = String(error.prefix(64)) }
+            return .failure(.credentialRefused(redact("\(client.vendor) refused the refresh token (\(code)): the owner must reconnect the account")))
+        default:
+            return .failure(.failed("\(client.vendor) token refresh: HTTP \(response.status)"))
+        }
+    }
+}
