@@ -106,6 +106,7 @@ run_in_empty_root() {
         "AWS_REGION=eu-central-1" "AWS_ACCESS_KEY_ID=AKIDCHECK" "AWS_SECRET_ACCESS_KEY=check" "METERLAKE_BUCKET=lake"
         "AWS_ENDPOINT_URL_S3=https://127.0.0.1:$tls_port" "DATABASE_URL=postgresql://check@127.0.0.1:1/none?connect_timeout=2"
         "METERLAKE_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+        "ENPHASE_API_KEY=check" "ENPHASE_CLIENT_ID=check" "ENPHASE_CLIENT_SECRET=check" "SMA_CLIENT_ID=check" "SMA_CLIENT_SECRET=check"
     )
     [ -n "$ca" ] && environment+=("METERLAKE_CA_BUNDLE=$ca")
     # A private mount namespace: /proc is mounted for the loader and vanishes with the namespace.
