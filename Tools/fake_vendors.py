@@ -19,7 +19,8 @@ The data is a pure function of the UTC instant, so tests can check every row exa
   GoodWe power(t) = 100 + ((t // 300) % 40) * 10 W at local hours 6..19, 0 at night, null at
   local 12:30; day Generation = 1.01 * the integrated curve, kWh (rounded to 2 decimals).
   Enphase enwh(end_at) = 5 + (end_at // 300) % 30 Wh, powr = 12 * enwh W, for intervals whose local
-  start hour is 6..19; other intervals are absent. SMA energy(slot start t) = 3 + (t // 300) % 20 Wh,
+  start hour is 6..19; other intervals are absent. A meter's wh_del(end_at) = 20.5 + (end_at // 900) % 40
+  for 15-minute intervals of the same hours. SMA energy(slot start t) = 3 + (t // 300) % 20 Wh,
   power = 12 * energy W, labelled by the interval's local END, for local start hours 6..19; nights absent.
 Labels are the site-local wall times of each UTC slot (a fall-back hour appears twice, in
 order; a spring-forward hour not at all), computed with Python's zoneinfo, independently of
@@ -54,7 +55,8 @@ DEFAULTS = {
     },
     "enphase": {
         "client_id": "demo-enphase-client", "client_secret": "demo-enphase-secret", "api_key": "demo-enphase-key",
-        "systems": {"4123456": {"name": "Harbour View", "timezone": "Australia/Sydney"}},
+        # "meter": True gives a system a production meter (15-minute wh_del); others answer 422
+        "systems": {"4123456": {"name": "Harbour View", "timezone": "Australia/Sydney", "meter": True}},
         # refresh token -> the systems its owner sees (a token used once is dead: rotation)
         "refresh_tokens": {"demo-enphase-refresh": ["4123456"]},
         "access_tokens": {"demo-enphase-access": {"systems": ["4123456"], "expires_at": 4102444800}},
@@ -349,6 +351,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     intervals.append({"end_at": end_at, "devices_reporting": 10, "powr": enwh * 12, "enwh": enwh})
                 end_at += 300
             return self.reply(200, {"system_id": int(system), "granularity": "day", "total_devices": 10, "start_at": start,
+                                    "end_at": min(start + 86400, int(time.time())), "items": "intervals", "intervals": intervals,
+                                    "meta": {"status": "normal"}})
+        if len(parts) == 4 and parts[0] == "systems" and parts[2:] == ["telemetry", "production_meter"]:
+            system = parts[1]
+            if system not in grant["systems"]:
+                return self.reply(403, {"message": "Forbidden", "details": "Not authorized to access this resource", "code": 403})
+            if not cfg["systems"][system].get("meter"):
+                return self.reply(422, {"message": "Unprocessable Entity", "details": "No production meter on this system", "code": 422})
+            start = int(query.get("start_at", 0))
+            zone = ZoneInfo(cfg["systems"][system]["timezone"])
+            intervals = []
+            end_at = (start // 900 + 1) * 900
+            while end_at <= min(start + 86400, time.time()):
+                hour = datetime.datetime.fromtimestamp(end_at - 900, datetime.timezone.utc).astimezone(zone).hour
+                if 6 <= hour <= 19:
+                    intervals.append({"end_at": end_at, "devices_reporting": 1, "wh_del": 20.5 + (end_at // 900) % 40})
+                end_at += 900
+            return self.reply(200, {"system_id": int(system), "granularity": "day", "total_devices": 1, "start_at": start,
                                     "end_at": min(start + 86400, int(time.time())), "items": "intervals", "intervals": intervals,
                                     "meta": {"status": "normal"}})
         return self.reply(404, {"message": "Not Found", "code": 404})

@@ -53,6 +53,8 @@ struct FetchResult: Sendable {
     var cursor: Int64?
     /// The id the vendor moved the site to, if it said so.
     var movedTo: String?
+    /// What the session learnt of the site.
+    var learned: [String: String] = [:]
 }
 
 /// Results as workers finish them; the coordinating thread waits on them.
@@ -150,6 +152,7 @@ final class FetchWorker: @unchecked Sendable {
         let credentialID = job.credentialID
         caller.stop = { signals.stopped(credentialID) }
         defer { caller.stop = nil }
+        session.recall(site: callID, attributes: job.site.attributes)
         for (index, window) in job.windows.enumerated() {
             if let stop = job.signals.stopped(job.credentialID) {
                 // Another worker saw the vendor refuse or rate-limit this credential.
@@ -198,6 +201,7 @@ final class FetchWorker: @unchecked Sendable {
             }
             if job.movesCursor { result.cursor = window.end }
         }
+        result.learned = session.learned[callID] ?? [:]
         return result
     }
 

@@ -458,6 +458,9 @@ public final class Fetcher: LambdaByteHandler {
             let credential = StoredCredentialReference(id: job.credentialID, organizationID: job.site.organizationID)
             let scope = "site:" + job.site.externalSiteID
             try integrations.countCalls(credentialID: job.credentialID, scope: scope, day: Timestamp.day(epochSeconds: now), count: result.calls)
+            if !result.learned.isEmpty, result.learned != job.site.attributes.filter({ result.learned[$0.key] != nil }) {
+                try integrations.learn(siteID: job.site.id, attributes: result.learned)
+            }
             if let moved = result.movedTo, moved != job.callID {
                 try integrations.moveSite(siteID: job.site.id, toAPIID: moved)
                 log(.info, "the vendor moved the site; later runs call its new id", credential: credential, site: job.site.externalSiteID,

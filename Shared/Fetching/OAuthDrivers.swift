@@ -100,17 +100,43 @@ final class EnphaseSession: VendorSession {
         return sites
     }
 
+    /// Whether each system has a production meter: from earlier runs, or learnt from the first
+    /// `production_meter` answer (422 or 404: it has none, and is not asked again).
+    private var meters: [String: String] = [:]
+    private(set) var learned: [String: [String: String]] = [:]
+
+    func recall(site: String, attributes: [String: String]) {
+        if let meter = attributes["meter"] { meters[site] = meter }
+    }
+
     func callsNeeded(site: String, start: Int64, end: Int64, zone: ZoneRules) -> Int {
-        Enphase.calls(system: site, start: start, end: end).count
+        Enphase.calls(system: site, start: start, end: end, meter: meters[site] != "absent").count
     }
 
     func fetch(site: String, start: Int64, end: Int64, zone: ZoneRules) throws(VendorError) -> [VendorAnswer] {
         var answers: [VendorAnswer] = []
-        for path in Enphase.calls(system: site, start: start, end: end) {
-            let (body, _) = try get(path, what: "Enphase production_micro")
-            answers.append(VendorAnswer(call: "production_micro", request: "GET " + path, body: body))
+        for (call, path) in Enphase.calls(system: site, start: start, end: end, meter: meters[site] != "absent") {
+            if call == "production_meter", meters[site] == "absent" { continue }
+            do {
+                let (body, answer) = try get(path, what: "Enphase \(call)")
+                answers.append(VendorAnswer(call: call, request: "GET " + path, body: body))
+                if call == "production_meter", meters[site] == nil, !(answer["intervals"]?.isEmptyArray ?? true) {
+                    meters[site] = "present"
+                    learned[site, default: [:]]["meter"] = "present"
+                }
+            } catch .failed(let reason) where call == "production_meter" && (reason.contains("HTTP 422") || reason.contains("HTTP 404")) {
+                meters[site] = "absent"
+                learned[site, default: [:]]["meter"] = "absent"
+            }
         }
         return answers
+    }
+}
+
+extension JSONValue {
+    var isEmptyArray: Bool {
+        if case .array(let elements) = self { return elements.isEmpty }
+        return false
     }
 }
 

@@ -57,10 +57,16 @@ public protocol VendorSession: AnyObject {
     func fetch(site: String, start: Int64, end: Int64, zone: ZoneRules) throws(VendorError) -> [VendorAnswer]
     /// Sites the vendor said moved during this session (old id → new id: SMA's 308).
     var movedSites: [String: String] { get }
+    /// Hands the session what earlier runs learnt of a site, before its windows are fetched.
+    func recall(site: String, attributes: [String: String])
+    /// What this session learnt of sites, to keep for later runs (site → attributes).
+    var learned: [String: [String: String]] { get }
 }
 
 extension VendorSession {
     public var movedSites: [String: String] { [:] }
+    public func recall(site: String, attributes: [String: String]) {}
+    public var learned: [String: [String: String]] { [:] }
 }
 
 /// A base URL joined with a relative path, keeping the base's own path (interfaces.md).

@@ -30,6 +30,8 @@ public struct IntegrationSite: Sendable, Equatable {
     public var lastSyncError: String?
     /// The id the vendor now answers to, when it moved the site (SMA's 308); else `externalSiteID`.
     public var apiSiteID: String?
+    /// What fetchers learnt of the site (`{"meter": "absent"}`): string members only.
+    public var attributes: [String: String] = [:]
 }
 
 /// The outcome of one site's sync, as `integration_site.last_sync_status` records it.
@@ -120,7 +122,8 @@ public struct Integrations {
     private func sites(where condition: String, _ parameters: [String?]) throws -> [IntegrationSite] {
         let rows = try connection.query("""
             SELECT id, organization_id, credential_id, external_site_id, external_site_name, time_zone, is_active,
-                   extract(epoch FROM sync_cursor)::bigint AS cursor, time_zone_source, last_sync_error, api_site_id
+                   extract(epoch FROM sync_cursor)::bigint AS cursor, time_zone_source, last_sync_error, api_site_id,
+                   vendor_attributes::text AS attributes
             FROM integration_site WHERE \(condition) ORDER BY sync_cursor NULLS FIRST, id
             """, parameters)
         return (0..<rows.count).map { row in
@@ -129,7 +132,8 @@ public struct Integrations {
                 credentialID: rows[row, "credential_id"].flatMap { Int64($0) }, externalSiteID: rows[row, "external_site_id"]!,
                 name: rows[row, "external_site_name"], timeZone: rows[row, "time_zone"]!, isActive: rows[row, "is_active"] == "t",
                 cursor: rows[row, "cursor"].flatMap { Int64($0) }, timeZoneSource: rows[row, "time_zone_source"]!,
-                lastSyncError: rows[row, "last_sync_error"], apiSiteID: rows[row, "api_site_id"])
+                lastSyncError: rows[row, "last_sync_error"], apiSiteID: rows[row, "api_site_id"],
+                attributes: Self.stringMembers(rows[row, "attributes"]))
         }
     }
 
@@ -174,6 +178,20 @@ public struct Integrations {
                 sync_cursor = coalesce(to_timestamp($4::bigint), sync_cursor)
             WHERE id = $1
             """, [String(siteID), status.rawValue, error, cursor.map(String.init)])
+    }
+
+    /// Adds what a fetcher learnt of a site to its attributes.
+    public func learn(siteID: Int64, attributes: [String: String]) throws {
+        let members = attributes.sorted { $0.key < $1.key }.map { JSONMember($0.key, .string($0.value)) }
+        try connection.query("UPDATE integration_site SET vendor_attributes = vendor_attributes || $2::jsonb WHERE id = $1",
+                             [String(siteID), JSONValue.object(members).serialized])
+    }
+
+    static func stringMembers(_ text: String?) -> [String: String] {
+        guard let text, case .object(let members)? = try? JSONParser.parse(Array(text.utf8)) else { return [:] }
+        var result: [String: String] = [:]
+        for member in members { if case .string(let value) = member.value { result[member.key] = value } }
+        return result
     }
 
     /// Records the id a vendor moved a site to (it answered the old one with a redirect).

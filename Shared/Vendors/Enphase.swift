@@ -13,12 +13,18 @@ public enum Enphase {
     /// `/systems` page `page` (1-based).
     public static func systemsPage(_ page: Int) -> String { "systems?page=\(page)&size=\(pageSize)" }
 
-    /// The telemetry calls for `[start, end)`: one `production_micro` day (288 intervals) per call.
-    public static func calls(system: String, start: Int64, end: Int64) -> [String] {
-        windows(from: start, to: end, maximum: 86_400).map {
-            "systems/\(SolarEdge.encode(system))/telemetry/production_micro?start_at=\($0.start)&granularity=day"
+    /// The telemetry calls for `[start, end)`: per 24 h, `production_micro` (288 intervals), and
+    /// `production_meter` (96) unless the system is known to have no meter.
+    public static func calls(system: String, start: Int64, end: Int64, meter: Bool) -> [(call: String, path: String)] {
+        windows(from: start, to: end, maximum: 86_400).flatMap { day -> [(call: String, path: String)] in
+            let base = "systems/\(SolarEdge.encode(system))/telemetry/"
+            let micro = (call: "production_micro", path: base + "production_micro?start_at=\(day.start)&granularity=day")
+            return meter ? [micro, (call: "production_meter", path: base + "production_meter?start_at=\(day.start)&granularity=day")] : [micro]
         }
     }
+
+    /// The production meter's 15-minute intervals, labelled by their end.
+    public static let meterSlot: Int64 = 900
 
     /// Systems of a `/systems` answer and the total count.
     public static func systems(in answer: JSONValue) -> (total: Int, sites: [DiscoveredSite])? {
@@ -44,10 +50,11 @@ public enum Enphase {
     }
 }
 
-/// Enphase `production_micro` answers → canonical readings: every 5-minute slot of `data_range`
-/// a row of device `site`, the slot starting 300 s before the interval's `end_at`; `enwh` (Wh)
-/// and `powr` (W) `measured`; an absent interval `missing`; `devices_reporting` and
-/// `total_devices` in `other_metrics`.
+/// Enphase telemetry → canonical readings. `production_micro`: every 5-minute slot of
+/// `data_range` a row of device `site`, the slot starting 300 s before the interval's `end_at`;
+/// `enwh` (Wh) and `powr` (W) `measured`; an absent interval `missing`; `devices_reporting` and
+/// `total_devices` in `other_metrics`. `production_meter` (when the envelope has it): every
+/// 15-minute slot a row of device `meter`, `wh_del` (Wh) at `end_at − 900`.
 public struct EnphaseTransform: VendorEnvelopeTransform {
     public let zones: ZoneDatabase
     public var format: String { Enphase.format }
@@ -58,7 +65,21 @@ public struct EnphaseTransform: VendorEnvelopeTransform {
     public func records(_ envelope: VendorEnvelope) throws(FileFormatError) -> [RawRecord] {
         let (site, _, start, end) = try envelope.siteWindow(zones: zones)
         var intervals: [Int64: (energy: Double?, power: Double?, reporting: Double?, total: Double?)] = [:]
+        var meter: [Int64: Double]?
         var line = 1
+        for (answerLine, answer) in envelope.answers where answer["call"]?.text == "production_meter" {
+            guard let list = answer["response"]?["intervals"]?.elements else {
+                throw .notAnEnvelope(reason: "the production_meter answer at line \(answerLine) has no intervals")
+            }
+            var values = meter ?? [:]
+            for interval in list {
+                guard let endAt = interval["end_at"]?.number.flatMap({ Int64(exactly: $0.rounded(.down)) }), endAt % Enphase.meterSlot == 0,
+                    let wh = interval["wh_del"]?.number
+                else { continue }
+                values[endAt - Enphase.meterSlot] = wh
+            }
+            meter = values
+        }
         for (answerLine, answer) in envelope.answers where answer["call"]?.text == "production_micro" {
             line = answerLine
             guard let response = answer["response"], let list = response["intervals"]?.elements else {
@@ -85,6 +106,16 @@ public struct EnphaseTransform: VendorEnvelopeTransform {
             records.append(.canonical(line: line, row: row, site: site, device: "site", start: slot, interval: Int(Enphase.slot),
                                       energy: energy, power: interval?.power, quality: energy == nil ? "missing" : "measured", extras: extras))
             slot += Enphase.slot
+        }
+        if let meter {
+            slot = (start + Enphase.meterSlot - 1) / Enphase.meterSlot * Enphase.meterSlot
+            while slot < end {
+                row += 1
+                let energy = meter[slot]
+                records.append(.canonical(line: line, row: row, site: site, device: "meter", start: slot, interval: Int(Enphase.meterSlot),
+                                          energy: energy, power: nil, quality: energy == nil ? "missing" : "measured", extras: []))
+                slot += Enphase.meterSlot
+            }
         }
         return records
     }

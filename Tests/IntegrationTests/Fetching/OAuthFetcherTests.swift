@@ -29,7 +29,29 @@ import TestSupport
             #expect(reading.quality == (day ? "measured" : "missing") && reading.interval == 300)
             if day { #expect(reading.other == #"{"total_devices": 10, "devices_reporting": 10}"#) }
         }
+        // The system's production meter: 15-minute rows of their own, `wh_del` at `end_at − 900`.
+        let meter = try harness.readings(site: "4123456", device: "meter")
+        #expect(meter.count == 96)
+        for (t, reading) in meter {
+            let day = (6...19).contains(Oracle.localHour(t, zone: "Australia/Sydney"))
+            #expect(reading.energy == (day ? 20.5 + Double(((t + 900) / 900) % 40) : nil) && reading.interval == 900, "meter at \(t)")
+        }
+        #expect(try harness.integrations.sites(credentialID: credential).first?.attributes == ["meter": "present"])
         try harness.expectNoSecret(["demo-enphase-access", "demo-enphase-refresh", "demo-enphase-key", "demo-enphase-secret"])
+    }
+
+    /// A system without a meter answers 422 once; the fetcher remembers it and does not ask again.
+    @Test func aSystemWithoutAMeterIsAskedOnce() throws {
+        let harness = try FetcherHarness(vendorConfig: ["enphase": ["systems": ["4123456": ["name": "A", "timezone": "Australia/Sydney"]]]])
+        let credential = try harness.addCredential(.enphase, Self.tokens("demo-enphase-access", "demo-enphase-refresh"))
+        try harness.addSite(.enphase, "4123456", zone: "Australia/Sydney", credential: credential)
+        let first = try harness.backfill(.enphase, site: "4123456", "2026-06-14T14:00:00Z", "2026-06-15T14:00:00Z")
+        #expect(first.first?["status"] as? String == "success")
+        #expect(try harness.integrations.sites(credentialID: credential).first?.attributes == ["meter": "absent"])
+        try harness.vendors.control(["reset_stats": true])
+        _ = try harness.backfill(.enphase, site: "4123456", "2026-06-15T14:00:00Z", "2026-06-16T14:00:00Z")
+        #expect(try harness.vendors.requests().filter { $0.hasSuffix("production_meter") }.isEmpty)
+        #expect(try harness.validate((first.first?["objects"] as? [String]) ?? []).first?.rowsLoaded == 288)
     }
 
     /// The access token dies after two calls: each 401 refreshes once (Basic client auth), the
@@ -41,7 +63,7 @@ import TestSupport
         let sites = try harness.backfill(.enphase, site: "4123456", "2026-06-10T14:00:00Z", "2026-06-15T14:00:00Z")
         #expect(sites.first?["status"] as? String == "success", "\(sites)")
         let stats = try harness.vendors.stats()
-        #expect((stats["refreshes"] as? [String: Int])?["enphase"] == 2)
+        #expect((stats["refreshes"] as? [String: Int])?["enphase"] == 4)  // ten calls (a micro and a meter call a day), two a token
         #expect((stats["dead_refresh_used"] as? [String: Int])?["enphase"] == 0)
         // What is stored is the one refresh token still alive at the vendor; other members kept.
         let live = (stats["live_refresh_tokens"] as? [String: [String]])?["enphase"] ?? []
@@ -51,7 +73,7 @@ import TestSupport
         let expires = try harness.database.connect().query(
             "SELECT extract(epoch FROM token_expires_at)::bigint AS e FROM integration_credential")[0, "e"].flatMap { Int64($0) }
         #expect(expires.map { abs($0 - Int64(Date().timeIntervalSince1970) - 86_393) < 120 } == true)
-        #expect(try harness.validate(sites.first?["objects"] as? [String] ?? []).first?.rowsLoaded == 5 * 288)
+        #expect(try harness.validate(sites.first?["objects"] as? [String] ?? []).first?.rowsLoaded == 5 * (288 + 96))
         try harness.expectNoSecret(["demo-enphase-refresh", stored["refresh_token"] as! String, stored["access_token"] as! String])
     }
 
@@ -138,7 +160,7 @@ import TestSupport
         try harness.addSite(.enphase, "4123456", zone: "Australia/Sydney", credential: credential)
         #expect(try harness.backfill(.enphase, site: "4123456", "2026-06-12T14:00:00Z", "2026-06-15T14:00:00Z").first?["status"] as? String == "success")
         let times = ((try harness.vendors.stats()["requests"]) as? [[String: Any]] ?? []).compactMap { $0["t"] as? Double }
-        #expect(times.count == 3)
+        #expect(times.count == 6)  // three days, a micro and a meter call each
         for (earlier, later) in zip(times, times.dropFirst()) { #expect(later - earlier >= 0.45) }
     }
 
