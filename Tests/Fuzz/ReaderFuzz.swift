@@ -1,5 +1,5 @@
 // libFuzzer target for the text readers: CSV, NDJSON, JSON documents (array and envelope), each
-// also through gzip, and fetcher envelopes of vendor answers (SolarEdge, GoodWe) through their
+// also through gzip, and fetcher envelopes of vendor answers (SolarEdge, GoodWe, Enphase, SMA) through their
 // transforms. The first byte picks the file name the reader detects by (and the lake source);
 // the rest is the file. Any input must read to its end or fail with a FileFormatError: a crash, a sanitizer
 // report, a hang or a runaway allocation is a bug. Built and run by Tests/Fuzz/run.sh.
@@ -8,7 +8,7 @@ import Vendors
 
 private let names: [(name: String, source: SourceSystem)] = [
     ("f.csv", .manual), ("f.ndjson", .manual), ("f.json", .manual), ("f.csv.gz", .manual), ("f.ndjson.gz", .manual),
-    ("f.json.gz", .manual), ("site.json", .solarEdge), ("site.json", .goodWe),
+    ("f.json.gz", .manual), ("site.json", .solarEdge), ("site.json", .goodWe), ("site.json", .enphase), ("site.json", .sma),
 ]
 private let transforms = VendorCatalog.transforms(zones: ZoneDatabase(directory: "/usr/share/zoneinfo"))
 

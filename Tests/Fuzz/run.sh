@@ -52,11 +52,12 @@ seed() {  # target; fills the target's corpus once
         cp "$out/seeds"/*.parquet "$corpus/" ;;
     reader)
         # The first byte picks the name: 0 .csv, 1 .ndjson, 2 .json, 3 .csv.gz, 4 .ndjson.gz, 5 .json.gz,
-        # 6 a SolarEdge envelope, 7 a GoodWe envelope
+        # 6 a SolarEdge envelope, 7 a GoodWe envelope, 8 an Enphase envelope, 9 an SMA envelope
         for pair in "0 docs/samples/readings.csv" "1 docs/samples/readings.ndjson" "2 docs/samples/readings.json" \
                     "2 docs/samples/envelope.json" "3 Tests/Fixtures/gzip/readings.csv.gz" "4 Tests/Fixtures/gzip/readings.ndjson.gz" \
                     "5 Tests/Fixtures/gzip/readings.json.gz" "3 Tests/Fixtures/gzip/two-members.csv.gz" \
-                    "6 Tests/Fixtures/vendors/solaredge-fall-back.json" "7 Tests/Fixtures/vendors/goodwe-fall-back.json"; do
+                    "6 Tests/Fixtures/vendors/solaredge-fall-back.json" "7 Tests/Fixtures/vendors/goodwe-fall-back.json" \
+                    "8 Tests/Fixtures/vendors/enphase-morning.json" "9 Tests/Fixtures/vendors/sma-fall-back.json"; do
             set -- $pair
             { printf "\\$(printf '%03o' "$1")"; cat "$2"; } > "$corpus/$(basename "$2").$1"
         done ;;

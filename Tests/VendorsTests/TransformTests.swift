@@ -248,4 +248,23 @@ import Vendors
         #expect(readings.allSatisfy { $0.quality == .estimated && $0.powerW == 0 && $0.energyWh == 0 })
         #expect(readings.first?.otherMetricsJSON.contains(#""local_date":"2026-10-25""#) == true)
     }
+
+    @Test func enphaseMorning() throws {
+        let readings = try read("enphase-morning.json", source: .enphase)
+        let site = readings.filter { $0.externalDeviceID == "site" }
+        let meter = readings.filter { $0.externalDeviceID == "meter" }
+        // 2026-06-14T22:00Z–06-15T00:00Z: 24 five-minute slots and 8 meter quarter hours, all daytime in Sydney.
+        #expect(site.map(\.timestamp) == Array(stride(from: Int64(1_781_474_400), to: 1_781_481_600, by: 300)))
+        #expect(site.allSatisfy { $0.energyWh == Double(5 + (($0.timestamp + 300) / 300) % 30) && $0.quality == .measured })
+        #expect(meter.map(\.timestamp) == Array(stride(from: Int64(1_781_474_400), to: 1_781_481_600, by: 900)))
+        #expect(meter.allSatisfy { $0.energyWh == 20.5 + Double((($0.timestamp + 900) / 900) % 40) })
+    }
+
+    @Test func smaFallBackMorning() throws {
+        let readings = try read("sma-fall-back.json", source: .sma)
+        // 06:00–08:00 UTC is 07:00–09:00 CET: every slot measured, each value one interval before its label.
+        #expect(readings.map(\.timestamp) == Array(stride(from: Int64(1_792_908_000), to: 1_792_915_200, by: 300)))
+        #expect(readings.allSatisfy { $0.externalDeviceID == "8731051" && $0.energyWh == Double(3 + ($0.timestamp / 300) % 20) })
+        #expect(readings.allSatisfy { $0.powerW == $0.energyWh.map { $0 * 12 } })
+    }
 }
