@@ -85,8 +85,6 @@ public final class Fetcher: LambdaByteHandler {
     /// OAuth vendors' tokens, shared by the workers; per-minute pacing, shared by every caller.
     let tokens: TokenKeeper?
     private let pacer: CallPacer?
-    /// Account-level calls (site lists, logins) a credential may spend on discovery per UTC day.
-    static let discoveryCallsPerDay = 100
 
     /// - Parameter stores: Makes an object store for a worker (each worker owns one).
     public init(
@@ -257,7 +255,7 @@ public final class Fetcher: LambdaByteHandler {
             try open(credential)
             guard let session = sessions[credential.id], paused[credential.id] == nil, refused[credential.id] == nil else { return }
             let today = Timestamp.day(epochSeconds: now)
-            guard try integrations.calls(credentialID: credential.id, scope: "account", day: today) < Fetcher.discoveryCallsPerDay else {
+            guard try integrations.calls(credentialID: credential.id, scope: "account", day: today) < driver.discoveryCallsPerDay else {
                 log(.info, "site discovery skipped: its daily budget of account calls is spent", credential: credential)
                 return
             }
@@ -299,7 +297,8 @@ public final class Fetcher: LambdaByteHandler {
         /// gives none) the zone all the credential's other sites share, else inactive, saying why.
         mutating func register(_ listed: [DiscoveredSite], of credential: StoredCredential) throws {
             let known = try integrations.sites(credentialID: credential.id)
-            let knownIDs = Set(known.map(\.externalSiteID))
+            // A moved site is listed under its new id: it is known, not new.
+            let knownIDs = Set(known.map(\.externalSiteID) + known.compactMap(\.apiSiteID))
             let zones = Set(known.filter(\.isActive).map(\.timeZone))
             for site in listed where !knownIDs.contains(site.externalSiteID) {
                 guard !site.externalSiteID.isEmpty, site.externalSiteID.utf8.count <= 200,

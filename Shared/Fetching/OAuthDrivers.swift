@@ -23,6 +23,8 @@ public struct EnphaseDriver: VendorDriver {
     public var monthlyCredentialQuota: Int? { monthlyCalls }
     public var callsPerMinute: Int? { perMinute }
     public var oauth: OAuthClient? { client }
+    /// Listing systems costs from the month's budget: once a day is enough.
+    public var discoveryCallsPerDay: Int { 1 }
 
     /// - Parameters: the Watt plan's limits by default (10 a minute, 1,000 a month).
     public init(baseURL: String, authBaseURL: String, apiKey: String, clientID: String, clientSecret: String,
@@ -61,7 +63,7 @@ final class EnphaseSession: VendorSession {
 
     /// GETs `path` with the Bearer token and the app key; on a 401, refreshes once and retries once.
     func get(_ path: String, what: String) throws(VendorError) -> (body: [UInt8], value: JSONValue) {
-        var token = try tokens.accessToken(credentialID: credential.id, plaintext: credential.plaintext)
+        var token = try tokens.accessToken(credentialID: credential.id, plaintext: credential.plaintext, timeLeft: caller.timeLeft())
         var refreshed = false
         while true {
             redact = Redactor(secrets: [driver.apiKey, driver.client.clientSecret, token])
@@ -76,7 +78,7 @@ final class EnphaseSession: VendorSession {
                 return (response.body, answer)
             case 401 where !refreshed:
                 refreshed = true
-                token = try tokens.refresh(credentialID: credential.id, stale: token)
+                token = try tokens.refresh(credentialID: credential.id, stale: token, timeLeft: caller.timeLeft())
             case 429:
                 throw .rateLimited(until: Enphase.retryAfter(answer, now: now() / 1000),
                                    reason: "Enphase plan limit (HTTP 429, per \(answer?["period"] == .string("month") ? "month" : "minute"))")
@@ -191,9 +193,10 @@ final class SMASession: VendorSession {
     /// GETs `path` with the Bearer token: a 401 refreshes once and retries; a 308 is followed
     /// (once) when it stays on the API's host; a 429 pauses the credential for five minutes.
     func get(_ path: String, what: String) throws(VendorError) -> (body: [UInt8], value: JSONValue) {
-        var token = try tokens.accessToken(credentialID: credential.id, plaintext: credential.plaintext)
+        var token = try tokens.accessToken(credentialID: credential.id, plaintext: credential.plaintext, timeLeft: caller.timeLeft())
         var url = join(driver.baseURL, path)
         var (refreshed, redirected) = (false, false)
+        var pendingMove: (old: String, new: String)?
         while true {
             redact = Redactor(secrets: [driver.client.clientSecret, token])
             let response = try caller.send(HTTPRequest(method: .get, url: url, headers: ["Authorization": "Bearer " + token, "Accept": "application/json"]),
@@ -201,16 +204,19 @@ final class SMASession: VendorSession {
             switch response.status {
             case 200:
                 guard let answer = try? JSONParser.parse(response.body) else { throw .failed("\(what): the answer is not JSON") }
+                // A move is kept only once its new address answered.
+                if let (old, new) = pendingMove { movedSites[old] = new }
                 return (response.body, answer)
             case 401 where !refreshed:
                 refreshed = true
-                token = try tokens.refresh(credentialID: credential.id, stale: token)
-            case 301, 302, 307, 308 where !redirected:
+                token = try tokens.refresh(credentialID: credential.id, stale: token, timeLeft: caller.timeLeft())
+            case 308 where !redirected:
+                // A permanent move (a plant migrated to ennexOS): followed once, on the API's host only.
                 redirected = true
                 guard let location = response.headers["Location"], let next = resolve(location, from: url) else {
-                    throw .failed("\(what): HTTP \(response.status) to a location off the API's host")
+                    throw .failed("\(what): HTTP 308 to a location off the API's host")
                 }
-                if let old = SMA.movedPlant(location: url), let new = SMA.movedPlant(location: location), old != new { movedSites[old] = new }
+                if let old = SMA.movedPlant(location: url), let new = SMA.movedPlant(location: location), old != new { pendingMove = (old, new) }
                 url = next
             case 429:
                 throw .rateLimited(until: now() / 1000 + 300, reason: "SMA rate limit (HTTP 429)")

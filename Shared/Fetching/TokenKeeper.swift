@@ -95,7 +95,9 @@ public final class TokenKeeper: Sendable {
     public var refreshes: Int { refreshing.withLock { $0 } }
 
     /// A token to call with: the newest this process knows, refreshed first when it expires within the margin.
-    public func accessToken(credentialID: Int64, plaintext: [UInt8]) throws(VendorError) -> String {
+    /// - Parameter timeLeft: The invocation's time left: a refresh is not started without enough
+    ///   of it (one killed between the vendor's rotation and the commit would lose the new tokens).
+    public func accessToken(credentialID: Int64, plaintext: [UInt8], timeLeft: Duration = .seconds(900)) throws(VendorError) -> String {
         let current: (access: String, expiresAt: Int64?)
         if let cached = known.withLock({ $0[credentialID] }) {
             current = cached
@@ -104,19 +106,28 @@ public final class TokenKeeper: Sendable {
             current = (tokens.access, tokens.expiresAt)
         }
         if let expiresAt = current.expiresAt, expiresAt - clock() / 1000 <= margin {
-            return try refresh(credentialID: credentialID, stale: current.access)
+            return try refresh(credentialID: credentialID, stale: current.access, timeLeft: timeLeft)
         }
         return current.access
     }
 
+    /// No refresh starts with less time than this left: the token call (at most 10 s), the lock
+    /// wait (at most 5 s) and the commit must all fit.
+    static let minimumTimeForRefresh: Duration = .seconds(35)
+
     /// A new access token, because `stale` expired or was refused (a 401); if another run
     /// refreshed meanwhile, its token.
-    public func refresh(credentialID: Int64, stale: String) throws(VendorError) -> String {
+    public func refresh(credentialID: Int64, stale: String, timeLeft: Duration = .seconds(900)) throws(VendorError) -> String {
+        guard timeLeft >= Self.minimumTimeForRefresh else {
+            throw .failed("\(client.vendor) token refresh: too little time left in the invocation to refresh safely; the next run does")
+        }
         var outcome: Result<(access: String, expiresAt: Int64?), VendorError> = .failure(.failed("\(client.vendor) token refresh did not run"))
+        // Tokens the vendor issued (its old refresh token now dead) that could not be committed.
+        var issued: (old: String, sealed: String, access: String, expiresAt: Int64?)?
         do {
             try refreshing.withLock { (count: inout Int) throws in
                 let connection = try database.connect()
-                try Integrations(connection: connection).withLockedCredential(id: credentialID) { envelope, isActive in
+                try Integrations(connection: connection).withLockedCredential(id: credentialID, lockTimeout: 5) { envelope, isActive in
                     guard isActive else {
                         outcome = .failure(.credentialRefused("the \(client.vendor) credential was deactivated: its owner must reconnect"))
                         return .none
@@ -143,6 +154,7 @@ public final class TokenKeeper: Sendable {
                     case .success(let fresh):
                         let sealed = try CredentialEnvelope.seal(
                             tokens.replacing(access: fresh.access, refresh: fresh.refresh ?? tokens.refresh, expiresAt: fresh.expiresAt), keys: keys)
+                        issued = (envelope, sealed, fresh.access, fresh.expiresAt)
                         outcome = .success((fresh.access, fresh.expiresAt))
                         return .store(envelope: sealed, expiresAt: fresh.expiresAt)
                     case .failure(.credentialRefused(let reason)):
@@ -154,9 +166,17 @@ public final class TokenKeeper: Sendable {
                     }
                 }
             }
-        } catch let error as VendorError {
-            throw error
         } catch {
+            // The vendor rotated the tokens but the commit failed: they must not be lost. Keep them
+            // for this process, and store them on a new connection unless another run changed the row.
+            if let issued {
+                known.withLock { $0[credentialID] = (issued.access, issued.expiresAt) }
+                if (try? storeInDoubt(credentialID: credentialID, old: issued.old, sealed: issued.sealed, expiresAt: issued.expiresAt)) == true {
+                    return issued.access
+                }
+                throw .failed("\(client.vendor) token refresh: the new tokens could not be stored (\(error)); this run keeps using them, but the owner may have to reconnect")
+            }
+            if let error = error as? VendorError { throw error }
             throw .failed("\(client.vendor) token refresh: the database failed: \(error)")
         }
         let fresh = try outcome.get()
@@ -164,9 +184,16 @@ public final class TokenKeeper: Sendable {
         return fresh.access
     }
 
-    /// One refresh-token grant. 400/401 is a refusal (the owner must reconnect); anything else
-    /// that is not 200 is a failure worth retrying on a later run.
-    private func callTokenEndpoint(refreshToken: String, now: Int64) -> Result<(access: String, refresh: String?, expiresAt: Int64?), VendorError> {
+    /// Stores tokens whose first commit failed, if the row still holds what was read under the lock.
+    private func storeInDoubt(credentialID: Int64, old: String, sealed: String, expiresAt: Int64?) throws -> Bool {
+        let connection = try database.connect()
+        return try Integrations(connection: connection).replaceCredential(id: credentialID, expected: old, envelope: sealed, expiresAt: expiresAt)
+    }
+
+    /// One refresh-token grant. `invalid_grant` is a refusal (the owner must reconnect); any other
+    /// answer that is not 200 (a wrong client secret: `invalid_client`; a 5xx) is a failure of this
+    /// run, and deactivates nothing.
+    private func callTokenEndpoint(refreshToken: String, now: Int64, timeout: Duration = .seconds(10)) -> Result<(access: String, refresh: String?, expiresAt: Int64?), VendorError> {
         let redact = Redactor(secrets: [refreshToken, client.clientSecret])
         let request: HTTPRequest
         switch client.style {
@@ -174,13 +201,13 @@ public final class TokenKeeper: Sendable {
             let credentials = Base64.encode(Array("\(client.clientID):\(client.clientSecret)".utf8))
             request = HTTPRequest(
                 method: .post, url: client.tokenURL + "?grant_type=refresh_token&refresh_token=" + SecretEncoding.percentEncoded(refreshToken),
-                headers: ["Authorization": "Basic " + credentials, "Accept": "application/json"], body: .bytes([]))
+                headers: ["Authorization": "Basic " + credentials, "Accept": "application/json"], body: .bytes([]), timeout: timeout)
         case .formBody:
             let form = "grant_type=refresh_token&refresh_token=\(SecretEncoding.percentEncoded(refreshToken))"
                 + "&client_id=\(SecretEncoding.percentEncoded(client.clientID))&client_secret=\(SecretEncoding.percentEncoded(client.clientSecret))"
             request = HTTPRequest(method: .post, url: client.tokenURL,
                                   headers: ["Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"],
-                                  body: .bytes(Array(form.utf8)))
+                                  body: .bytes(Array(form.utf8)), timeout: timeout)
         }
         let response: HTTPResponse
         do {
@@ -204,6 +231,9 @@ public final class TokenKeeper: Sendable {
         case 400, 401:
             var code = "HTTP \(response.status)"
             if case .string(let error)? = answer?["error"] { code = String(error.prefix(64)) }
+            guard code == "invalid_grant" else {
+                return .failure(.failed(redact("\(client.vendor) token refresh refused (\(code)): check the application's client id and secret")))
+            }
             return .failure(.credentialRefused(redact("\(client.vendor) refused the refresh token (\(code)): the owner must reconnect the account")))
         default:
             return .failure(.failed("\(client.vendor) token refresh: HTTP \(response.status)"))

@@ -106,15 +106,19 @@ public final class CallPacer: Sendable {
     let interval: Duration
     private let next = Mutex<Int64>(0)
 
-    public init(callsPerMinute: Int) { interval = .milliseconds(60_000 / max(1, callsPerMinute)) }
+    /// Paces at one call fewer than the limit, so arrival jitter never puts one call too many in a minute.
+    public init(callsPerMinute: Int) { interval = .milliseconds(60_000 / max(1, callsPerMinute > 1 ? callsPerMinute - 1 : 1)) }
 
-    /// Reserves the next slot and returns how long to wait for it.
-    func reserve(now: Int64) -> Duration {
+    /// Reserves the next slot and returns how long to wait for it; nil (nothing reserved) when
+    /// that wait would be `limit` or longer.
+    func reserve(now: Int64, limit: Duration) -> Duration? {
         let step = interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000
-        return next.withLock { slot in
+        return next.withLock { slot -> Duration? in
             let at = max(slot, now)
+            let wait = Duration.milliseconds(at - now)
+            guard wait < limit else { return nil }
             slot = at + step
-            return .milliseconds(at - now)
+            return wait
         }
     }
 }
@@ -154,8 +158,7 @@ public final class VendorCaller {
             attempt += 1
             if let stopped = stop?() { throw stopped }
             if let pacer {
-                let wait = pacer.reserve(now: WallClock.milliseconds())
-                guard wait < timeLeft() - .seconds(5) else {
+                guard let wait = pacer.reserve(now: WallClock.milliseconds(), limit: timeLeft() - .seconds(5)) else {
                     throw .failed("\(what): the vendor's per-minute limit leaves no call before the deadline")
                 }
                 if wait > .zero { sleep(wait) }

@@ -21,6 +21,8 @@ public protocol VendorDriver: Sendable {
     var callsPerMinute: Int? { get }
     /// The token endpoint, for OAuth vendors: the engine keeps their tokens fresh.
     var oauth: OAuthClient? { get }
+    /// Account calls (site lists) a credential may spend on discovery per UTC day.
+    var discoveryCallsPerDay: Int { get }
     /// Opens a session for one credential (its plaintext, the JSON stored sealed).
     func session(_ credential: SessionCredential, caller: VendorCaller, now: @escaping () -> Int64) throws(VendorError) -> any VendorSession
 }
@@ -29,6 +31,7 @@ extension VendorDriver {
     public var monthlyCredentialQuota: Int? { nil }
     public var callsPerMinute: Int? { nil }
     public var oauth: OAuthClient? { nil }
+    public var discoveryCallsPerDay: Int { 100 }
 }
 
 /// What a session is opened with.

@@ -163,7 +163,7 @@ public struct Integrations {
             INSERT INTO integration_site (organization_id, credential_id, data_source_id, external_site_id, time_zone, time_zone_source, is_active)
             VALUES ($1, $2, $3, $4, coalesce($5, 'UTC'), 'configured', true)
             ON CONFLICT (organization_id, data_source_id, external_site_id) DO UPDATE SET
-                credential_id = EXCLUDED.credential_id, is_active = true, last_sync_error = NULL,
+                credential_id = EXCLUDED.credential_id, is_active = true, last_sync_error = NULL, api_site_id = NULL,
                 time_zone = coalesce($5, integration_site.time_zone),
                 time_zone_source = CASE WHEN $5 IS NULL THEN integration_site.time_zone_source ELSE 'configured' END
             RETURNING id
@@ -205,8 +205,10 @@ public struct Integrations {
     /// a second run refreshing the same credential waits here, then reads what the first stored.
     /// `body` gets the sealed envelope and whether the credential is active; what it returns is
     /// applied before the commit.
-    public func withLockedCredential(id: Int64, _ body: (_ envelope: String, _ isActive: Bool) throws -> CredentialUpdate) throws {
+    /// - Parameter lockTimeout: Seconds to wait for the lock before failing (security.md: bounded waits).
+    public func withLockedCredential(id: Int64, lockTimeout: Int = 5, _ body: (_ envelope: String, _ isActive: Bool) throws -> CredentialUpdate) throws {
         try connection.transaction {
+            try connection.query("SELECT set_config('lock_timeout', $1, true)", ["\(max(1, lockTimeout))s"])
             let rows = try connection.query("SELECT encrypted_credentials, is_active FROM integration_credential WHERE id = $1 FOR UPDATE",
                                             [String(id)])
             guard rows.count == 1 else { throw IntegrationsError.noCredential(id) }
@@ -224,6 +226,14 @@ public struct Integrations {
                     """, [String(id), reason])
             }
         }
+    }
+
+    /// Replaces the sealed credential only if it still is `expected`; true when it was replaced.
+    public func replaceCredential(id: Int64, expected: String, envelope: String, expiresAt: Int64?) throws -> Bool {
+        try connection.query("""
+            UPDATE integration_credential SET encrypted_credentials = $3, token_expires_at = to_timestamp($4::bigint), updated_at = now()
+            WHERE id = $1 AND encrypted_credentials = $2 RETURNING id
+            """, [String(id), expected, envelope, expiresAt.map(String.init)]).count == 1
     }
 
     // MARK: Quota

@@ -26,6 +26,18 @@ public enum Enphase {
     /// The production meter's 15-minute intervals, labelled by their end.
     public static let meterSlot: Int64 = 900
 
+    /// An epoch-seconds value from an answer, when it is a whole number within 1970…2200.
+    static func instant(_ value: JSONValue?) -> Int64? {
+        guard let number = value?.number, number >= 0, number < 7_258_118_400, let whole = Int64(exactly: number.rounded(.down)) else { return nil }
+        return whole
+    }
+
+    /// A device count from an answer, when it is a whole number in 0…10^9.
+    static func count(_ value: Double) -> Int64? {
+        guard value >= 0, value <= 1e9 else { return nil }
+        return Int64(exactly: value.rounded(.down))
+    }
+
     /// Systems of a `/systems` answer and the total count.
     public static func systems(in answer: JSONValue) -> (total: Int, sites: [DiscoveredSite])? {
         guard let list = answer["systems"]?.elements else { return nil }
@@ -73,9 +85,7 @@ public struct EnphaseTransform: VendorEnvelopeTransform {
             }
             var values = meter ?? [:]
             for interval in list {
-                guard let endAt = interval["end_at"]?.number.flatMap({ Int64(exactly: $0.rounded(.down)) }), endAt % Enphase.meterSlot == 0,
-                    let wh = interval["wh_del"]?.number
-                else { continue }
+                guard let endAt = Enphase.instant(interval["end_at"]), endAt % Enphase.meterSlot == 0, let wh = interval["wh_del"]?.number else { continue }
                 values[endAt - Enphase.meterSlot] = wh
             }
             meter = values
@@ -87,7 +97,7 @@ public struct EnphaseTransform: VendorEnvelopeTransform {
             }
             let total = response["total_devices"]?.number
             for interval in list {
-                guard let endAt = interval["end_at"]?.number.flatMap({ Int64(exactly: $0.rounded(.down)) }) else { continue }
+                guard let endAt = Enphase.instant(interval["end_at"]) else { continue }
                 let slot = endAt - Enphase.slot
                 guard slot % Enphase.slot == 0 else { continue }
                 intervals[slot] = (interval["enwh"]?.number, interval["powr"]?.number, interval["devices_reporting"]?.number, total)
@@ -100,8 +110,8 @@ public struct EnphaseTransform: VendorEnvelopeTransform {
             row += 1
             let interval = intervals[slot]
             var extras: [JSONMember] = []
-            if let reporting = interval?.reporting { extras.append(JSONMember("devices_reporting", .number(String(Int64(reporting))))) }
-            if let total = interval?.total { extras.append(JSONMember("total_devices", .number(String(Int64(total))))) }
+            if let reporting = interval?.reporting.flatMap(Enphase.count) { extras.append(JSONMember("devices_reporting", .number(String(reporting)))) }
+            if let total = interval?.total.flatMap(Enphase.count) { extras.append(JSONMember("total_devices", .number(String(total)))) }
             let energy = interval?.energy
             records.append(.canonical(line: line, row: row, site: site, device: "site", start: slot, interval: Int(Enphase.slot),
                                       energy: energy, power: interval?.power, quality: energy == nil ? "missing" : "measured", extras: extras))

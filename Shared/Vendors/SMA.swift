@@ -36,19 +36,26 @@ public enum SMA {
         }
     }
 
-    /// The plant id a 308's `Location` names (`…/plants/{id}…`), if any.
+    /// The plant id a 308's `Location` names (`…/plants/{id}…`), if it is an id: 1 to 64 letters,
+    /// digits, `-` or `_` (no dots, no encoding: it is stored and put into later paths).
     public static func movedPlant(location: String) -> String? {
         let path = location.split(separator: "?", maxSplits: 1).first.map(String.init) ?? location
         let parts = path.split(separator: "/")
         guard let index = parts.firstIndex(of: "plants"), index + 1 < parts.count else { return nil }
-        let id = String(parts[index + 1])
-        return id.isEmpty || id.utf8.count > 200 ? nil : id
+        let id = parts[index + 1]
+        guard (1...64).contains(id.utf8.count), id.utf8.allSatisfy({ byte in
+            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x2D || byte == 0x5F
+        }) else { return nil }
+        return String(id)
     }
+
+    /// The most rows one envelope may make (devices × slots): a week of 5-minute slots for 500 inverters.
+    public static let maximumRows = 1_000_000
 
     /// The seconds of a set's `resolution`.
     static func seconds(_ resolution: String?) -> Int64? {
         switch resolution {
-        case "OneMinute"?: 60
+        case "OneMinute"?: 60  // (resampled to 300 by the transform: 60 s is no allowed interval)
         case "FiveMinutes"?, nil: 300
         case "FifteenMinutes"?: 900
         case "OneHour"?: 3600
@@ -71,42 +78,73 @@ public struct SMATransform: VendorEnvelopeTransform {
 
     public func records(_ envelope: VendorEnvelope) throws(FileFormatError) -> [RawRecord] {
         let (site, zone, start, end) = try envelope.siteWindow(zones: zones)
-        var devices: [String: (interval: Int64, energy: [Int64: Double], power: [Int64: Double])] = [:]
+        // Intervals start on the plant's local grid (an hour in Adelaide starts at :30 UTC).
+        let offset = Int64(zone.offset(at: start))
+        var devices: [String: (interval: Int64, resolution: Int64, energy: [Int64: (sum: Double, count: Int)], power: [Int64: (sum: Double, count: Int)])] = [:]
         var order: [String] = []
+        func add(_ device: String, interval: Int64, resolution: Int64) {
+            guard devices[device] == nil else { return }
+            devices[device] = (interval, resolution, [:], [:])
+            order.append(device)
+        }
         var line = 1
         for (answerLine, answer) in envelope.answers {
-            guard let call = answer["call"]?.text, call == "energy" || call == "power" else { continue }
+            guard let call = answer["call"]?.text else { continue }
+            if call == "devices", let listed = answer["response"].flatMap(SMA.inverters(in:)) {
+                // Every inverter of the plant has every slot, with data or without.
+                for device in listed { add(device, interval: SMA.slot, resolution: SMA.slot) }
+                continue
+            }
+            guard call == "energy" || call == "power" else { continue }
             line = answerLine
             guard let device = answer["device"]?.text, let response = answer["response"], let set = response["set"]?.elements else {
                 throw .notAnEnvelope(reason: "the \(call) answer at line \(answerLine) has no device or set")
             }
-            guard let interval = SMA.seconds(response["resolution"]?.text) else {
+            guard let resolution = SMA.seconds(response["resolution"]?.text) else {
                 throw .notAnEnvelope(reason: "the \(call) answer at line \(answerLine) has an unknown resolution")
             }
-            if devices[device] == nil {
-                devices[device] = (interval, [:], [:])
-                order.append(device)
+            // One-minute sets are summed (energy) or averaged (power) into 5-minute slots.
+            let interval = max(resolution, SMA.slot)
+            guard (offset % interval + interval) % interval == 0 else {
+                // (Every zone's offset is a multiple of 15 minutes: only an hour set of a half-hour zone gets here.)
+                throw .notAnEnvelope(reason: "the \(call) answer at line \(answerLine) has \(interval)-second intervals that start off the UTC grid in \(zone.name); readings need aligned intervals")
             }
+            add(device, interval: interval, resolution: resolution)
+            devices[device]!.interval = interval
+            devices[device]!.resolution = resolution
             var resolver = WallTimeResolver(zone: zone)
             for entry in set {
                 guard let time = entry["time"]?.text, let local = LocalTime.parse(time), let labelled = resolver.instant(forLocal: local),
                     let value = entry["pvGeneration"]?.number
                 else { continue }
-                let slot = labelled - interval
-                guard slot % interval == 0 else { continue }
-                if call == "energy" { devices[device]!.energy[slot] = value } else { devices[device]!.power[slot] = value }
+                let begins = labelled - resolution
+                let slot = begins - (((begins + offset) % interval) + interval) % interval
+                var series = call == "energy" ? devices[device]!.energy : devices[device]!.power
+                let current = series[slot] ?? (0, 0)
+                series[slot] = (current.sum + value, current.count + 1)
+                if call == "energy" { devices[device]!.energy = series } else { devices[device]!.power = series }
             }
+        }
+        let slots = order.reduce(0) { $0 + Int(max(0, end - start) / devices[$1]!.interval) }
+        guard slots <= SMA.maximumRows else {
+            throw .notAnEnvelope(reason: "\(order.count) devices over this window make \(slots) rows, more than \(SMA.maximumRows): fetch shorter windows")
         }
         var records: [RawRecord] = []
         var row = 0
         for device in order {
             let series = devices[device]!
-            var slot = (start + series.interval - 1) / series.interval * series.interval
+            let samplesPerSlot = Int(series.interval / series.resolution)
+            var slot = start - (((start + offset) % series.interval) + series.interval) % series.interval
+            if slot < start { slot += series.interval }
             while slot < end {
                 row += 1
                 let energy = series.energy[slot]
+                let power = series.power[slot]
+                // A resampled slot missing some of its minutes is an estimate.
+                let complete = (energy?.count ?? 0) >= samplesPerSlot
                 records.append(.canonical(line: line, row: row, site: site, device: device, start: slot, interval: Int(series.interval),
-                                          energy: energy, power: series.power[slot], quality: energy == nil ? "missing" : "measured", extras: []))
+                                          energy: energy?.sum, power: power.map { $0.sum / Double($0.count) },
+                                          quality: energy == nil ? "missing" : (complete ? "measured" : "estimated"), extras: []))
                 slot += series.interval
             }
         }

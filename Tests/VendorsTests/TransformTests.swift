@@ -138,6 +138,78 @@ import Vendors
     }
 }
 
+/// Hostile or unusual Enphase and SMA answers: no crash, no silent drop.
+@Suite struct OAuthVendorTransformTests {
+    let zones = ZoneDatabase(directory: "/usr/share/zoneinfo")
+
+    func read(_ source: SourceSystem, format: String, zone: String, start: Int64, end: Int64, answers: [VendorAnswer]) throws -> [MeterReading] {
+        let window = FetchedWindow(source: source, format: format, organizationID: 42, siteID: "s", timeZone: zone, fetchedAt: 0,
+                                   start: start, end: end, answers: answers)
+        let reader = try ReadingFileReader(source: MemoryByteSource(window.envelope()), name: "s.json", sourceSystem: source, organizationID: 42,
+                                           transforms: VendorCatalog.transforms(zones: zones), now: 1_900_000_000, ingestedAt: 0)
+        var readings: [MeterReading] = []
+        while let batch = try reader.nextBatch() {
+            readings += batch.readings
+            #expect(batch.violations.isEmpty, "\(batch.violations.prefix(3))")
+        }
+        return readings
+    }
+
+    @Test func hostileEnphaseNumbersAreSkippedNotFatal() throws {
+        let body = #"{"total_devices":1e19,"intervals":[{"end_at":-9223372036854775808,"enwh":1},{"end_at":1e300,"enwh":2},{"end_at":1781474700,"enwh":3,"devices_reporting":1e19},{"end_at":"x","enwh":4}]}"#
+        let readings = try read(.enphase, format: Enphase.format, zone: "UTC", start: 1_781_474_400, end: 1_781_475_000,
+                                answers: [VendorAnswer(call: "production_micro", request: "GET x", body: Array(body.utf8))])
+        #expect(readings.map(\.energyWh) == [3, nil])
+        #expect(readings.first?.otherMetrics.isEmpty == true)
+    }
+
+    /// An hour-resolution set lands on its hours; in a half-hour zone (Adelaide, +9:30) its hours
+    /// start off the UTC grid readings need, and the file says so instead of dropping them.
+    @Test func smaHoursOnAndOffTheGrid() throws {
+        let body = #"{"resolution":"OneHour","set":[{"time":"2026-06-15T11:00:00","pvGeneration":500},{"time":"2026-06-15T12:00:00","pvGeneration":700}]}"#
+        let answer = VendorAnswer(call: "energy", request: "GET x", body: Array(body.utf8),
+                                  context: [JSONMember("device", .string("d1")), JSONMember("date", .string("2026-06-15"))])
+        let start = Int64(1_781_517_600)  // 10:00 UTC
+        let readings = try read(.sma, format: SMA.format, zone: "UTC", start: start, end: start + 3 * 3600, answers: [answer])
+        #expect(readings.map(\.energyWh) == [500, 700, nil])
+        #expect(readings.allSatisfy { $0.readingIntervalSeconds == 3600 })
+        #expect(throws: FileFormatError.self) {
+            try read(.sma, format: SMA.format, zone: "Australia/Adelaide", start: 1_781_483_400, end: 1_781_483_400 + 3 * 3600, answers: [answer])
+        }
+    }
+
+    /// One-minute sets are summed into 5-minute slots (60 s is no allowed interval); a slot
+    /// missing minutes is an estimate.
+    @Test func smaMinutesAreResampledToFiveMinutes() throws {
+        let minutes = (1...9).map { #"{"time":"2026-06-15T12:0\#($0):00","pvGeneration":10}"# }.joined(separator: ",")
+        let body = #"{"resolution":"OneMinute","set":[\#(minutes)]}"#
+        let start = Int64(1_781_524_800)  // 12:00 UTC
+        let readings = try read(.sma, format: SMA.format, zone: "UTC", start: start, end: start + 600,
+                                answers: [VendorAnswer(call: "energy", request: "GET x", body: Array(body.utf8),
+                                                       context: [JSONMember("device", .string("d1")), JSONMember("date", .string("2026-06-15"))])])
+        #expect(readings.map(\.energyWh) == [50, 40])
+        #expect(readings.map(\.quality) == [.measured, .estimated])
+        #expect(readings.allSatisfy { $0.readingIntervalSeconds == 300 })
+    }
+
+    @Test func smaEnvelopesAreCappedInRows() throws {
+        let devices = (0..<600).map { #"{"deviceId":"d\#($0)","type":"Solar Inverters","isActive":true}"# }.joined(separator: ",")
+        let answer = VendorAnswer(call: "devices", request: "GET x", body: Array(#"{"devices":[\#(devices)]}"#.utf8))
+        #expect(throws: FileFormatError.self) {
+            try read(.sma, format: SMA.format, zone: "UTC", start: 1_781_517_600, end: 1_781_517_600 + 7 * 86_400, answers: [answer])
+        }
+    }
+
+    @Test(arguments: [
+        ("/sma/v1/plants/9900001/devices", "9900001"), ("https://h/v1/plants/ab-C_9?x=1", "ab-C_9"), ("/v1/plants/../devices", nil),
+        ("/v1/plants/%2e%2e/devices", nil), ("/v1/plants/", nil), ("/v1/devices/1", nil),
+        ("/v1/plants/" + String(repeating: "9", count: 65), nil),
+    ])
+    func movedPlantIDsAreIDsOnly(location: String, id: String?) {
+        #expect(SMA.movedPlant(location: location) == id)
+    }
+}
+
 @Suite struct VendorRequestTests {
     let zones = ZoneDatabase(directory: "/usr/share/zoneinfo")
 

@@ -88,18 +88,18 @@ final class FetcherHarness {
         }
     }
 
-    /// `count` fetcher processes of `vendor` started at once, each on `event`: their outcomes.
-    func race(_ vendor: SourceSystem, count: Int, event: String = FetcherHarness.scheduledEvent) throws -> [FetchOutcome] {
+    /// One fetcher process of `vendor` per event, all started at once: their outcomes.
+    func race(_ vendor: SourceSystem, events: [String]) throws -> [FetchOutcome] {
         let function = "fetcher-" + vendor.rawValue
         var runs: [(api: FakeRuntimeAPI, process: ChildProcess, id: String)] = []
-        for _ in 0..<count {
+        for _ in events {
             let api = try FakeRuntimeAPI()
             runs.append((api, try ChildProcess(try BuiltBinary.path(function), environment: try environment(api: api, function: function)), ""))
         }
         // Both processes up and polling before either gets its event: the races start together.
         for run in runs { _ = run.api.waitForPolls(1, timeout: 30) }
         for index in runs.indices {
-            let event = FakeRuntimeAPI.Event(Array(event.utf8))
+            let event = FakeRuntimeAPI.Event(Array(events[index].utf8))
             runs[index].id = event.requestID
             runs[index].api.enqueue(event)
         }

@@ -77,24 +77,28 @@ import TestSupport
         try harness.expectNoSecret(["demo-enphase-refresh", stored["refresh_token"] as! String, stored["access_token"] as! String])
     }
 
-    /// Three fetcher processes start at once on a credential whose token has expired, five times
-    /// over: all three list the account's systems with it (so all three need a fresh token at the
-    /// same moment), yet each time exactly one refresh happens, nobody spends a dead refresh token,
-    /// and every run succeeds with the fresh tokens.
+    /// Three fetcher processes start at once on a credential whose token has expired, each
+    /// backfilling a system of its own (so all three need a fresh token at the same moment), five
+    /// times over: each time exactly one refresh happens, nobody spends a dead refresh token, and
+    /// all three runs succeed with the fresh tokens.
     @Test func runsRacingForOneCredentialRefreshItOnce() throws {
-        let harness = try FetcherHarness()
+        let systems = ["4123456", "4123457", "4123458"]
+        var table: [String: Any] = [:]
+        for id in systems { table[id] = ["name": id, "timezone": "Australia/Sydney"] }
+        let harness = try FetcherHarness(vendorConfig: ["enphase": [
+            "systems": table, "refresh_tokens": ["demo-enphase-refresh": systems],
+            "access_tokens": ["demo-enphase-access": ["systems": systems, "expires_at": 4_102_444_800]],
+        ]])
         let credential = try harness.addCredential(.enphase, Self.tokens("demo-enphase-access", "demo-enphase-refresh", expiresAt: "2020-01-01T00:00:00Z"))
-        try harness.addSite(.enphase, "4123456", zone: "Australia/Sydney", credential: credential)
+        for id in systems { try harness.addSite(.enphase, id, zone: "Australia/Sydney", credential: credential) }
+        let events = systems.map {
+            #"{"organization_id": 42, "external_site_id": "\#($0)", "start": "2026-06-14T14:00:00Z", "end": "2026-06-14T16:00:00Z"}"#
+        }
         for round in 1...5 {
             try harness.vendors.control(["reset_stats": true])
-            let outcomes = try harness.race(.enphase, count: 3)
-            for outcome in outcomes {
-                // A run that found the site leased by a racer skips it; none fails.
-                let status = outcome.sites.first?["status"] as? String
-                #expect(status == "success" || status == "skipped", "round \(round): \(outcome)")
-            }
+            let outcomes = try harness.race(.enphase, events: events)
+            #expect(outcomes.map { $0.sites.first?["status"] as? String } == ["success", "success", "success"], "round \(round): \(outcomes)")
             let stats = try harness.vendors.stats()
-            #expect((stats["calls"] as? [String: Int])?["enphase:systems"] == 3, "round \(round): every run listed the systems")
             #expect((stats["refreshes"] as? [String: Int])?["enphase"] == 1, "round \(round)")
             #expect((stats["dead_refresh_used"] as? [String: Int])?["enphase"] == 0, "round \(round)")
             // Expire the (fresh) token again for the next round.
@@ -125,7 +129,25 @@ import TestSupport
         #expect(rows[0, "last_error"] == "Enphase refused the refresh token (invalid_grant): the owner must reconnect the account")
         // The other credential discovered its system, in a legacy zone name tzdata resolves.
         #expect(try harness.integrations.sites(credentialID: other).first?.timeZone == "US/Pacific")
+        // Listing systems costs from the month's budget: once a day.
+        _ = try harness.scheduled(.enphase)
+        #expect((try harness.vendors.stats()["calls"] as? [String: Int])?["enphase:systems"] == 1)
         try harness.expectNoSecret(["gone-refresh", "other-refresh", "other-access", "demo-enphase-secret"])
+    }
+
+    /// A wrong client secret (the token endpoint's `unauthorized`) is the deployment's fault, not
+    /// the owner's: the refresh fails, the credential stays active, and no token is spent.
+    @Test func aWrongClientSecretDeactivatesNothing() throws {
+        let harness = try FetcherHarness()
+        harness.settings["ENPHASE_CLIENT_SECRET"] = "not-the-client-secret"
+        let credential = try harness.addCredential(.enphase, Self.tokens("demo-enphase-access", "demo-enphase-refresh", expiresAt: "2020-01-01T00:00:00Z"))
+        try harness.addSite(.enphase, "4123456", zone: "Australia/Sydney", credential: credential)
+        let outcome = try harness.backfill(.enphase, site: "4123456", "2026-06-14T14:00:00Z", "2026-06-14T16:00:00Z")
+        #expect(outcome.first?["status"] as? String == "error")
+        #expect(outcome.first?["error"] as? String == "Enphase token refresh refused (unauthorized): check the application's client id and secret")
+        #expect(try harness.database.connect().query("SELECT is_active FROM integration_credential")[0, "is_active"] == "t")
+        #expect(((try harness.vendors.stats()["live_refresh_tokens"]) as? [String: [String]])?["enphase"] == ["demo-enphase-refresh"])
+        try harness.expectNoSecret(["not-the-client-secret", "demo-enphase-refresh"])
     }
 
     /// Enphase's plan: a 429 pauses the credential until the period's end; the month's budget,
