@@ -165,6 +165,18 @@ public struct SMADriver: VendorDriver {
                                   clientSecret: clientSecret, style: .formBody)
     }
 
+    /// A redirect target on the API's own scheme and host, or nil.
+    public static func redirectTarget(_ location: String, from url: String) -> String? {
+        func origin(_ text: String) -> String? {
+            let parts = text.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
+            guard parts.count >= 3, parts[0].hasSuffix(":"), parts[1].isEmpty else { return nil }
+            return parts[0] + "//" + parts[2]
+        }
+        guard let base = origin(url) else { return nil }
+        if location.hasPrefix("/") { return base + location }
+        return origin(location) == base ? location : nil
+    }
+
     public func session(_ credential: SessionCredential, caller: VendorCaller, now: @escaping () -> Int64) throws(VendorError) -> any VendorSession {
         guard let tokens = credential.tokens else { throw .credentialRefused("SMA needs its token keeper") }
         _ = try OAuthTokens(plaintext: credential.plaintext, vendor: "SMA")
@@ -213,7 +225,7 @@ final class SMASession: VendorSession {
             case 308 where !redirected:
                 // A permanent move (a plant migrated to ennexOS): followed once, on the API's host only.
                 redirected = true
-                guard let location = response.headers["Location"], let next = resolve(location, from: url) else {
+                guard let location = response.headers["Location"], let next = SMADriver.redirectTarget(location, from: url) else {
                     throw .failed("\(what): HTTP 308 to a location off the API's host")
                 }
                 if let old = SMA.movedPlant(location: url), let new = SMA.movedPlant(location: location), old != new { pendingMove = (old, new) }
@@ -228,18 +240,6 @@ final class SMASession: VendorSession {
                 throw .failed("\(what): HTTP \(response.status) \(caller.describe(response.body, redact: redact))")
             }
         }
-    }
-
-    /// A redirect target on the API's own scheme and host, or nil.
-    func resolve(_ location: String, from url: String) -> String? {
-        func origin(_ text: String) -> String? {
-            let parts = text.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false)
-            guard parts.count >= 3, parts[0].hasSuffix(":"), parts[1].isEmpty else { return nil }
-            return parts[0] + "//" + parts[2]
-        }
-        guard let base = origin(url) else { return nil }
-        if location.hasPrefix("/") { return base + location }
-        return origin(location) == base ? location : nil
     }
 
     func discover() throws(VendorError) -> [DiscoveredSite]? {

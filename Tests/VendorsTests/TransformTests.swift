@@ -200,6 +200,21 @@ import Vendors
         }
     }
 
+    @Test func smaQuarterHourSetsAreQuarterHours() throws {
+        let body = #"{"resolution":"FifteenMinutes","set":[{"time":"2026-06-15T12:15:00","pvGeneration":40}]}"#
+        let start = Int64(1_781_524_800)  // 12:00 UTC
+        let readings = try read(.sma, format: SMA.format, zone: "UTC", start: start, end: start + 1800,
+                                answers: [VendorAnswer(call: "energy", request: "GET x", body: Array(body.utf8),
+                                                       context: [JSONMember("device", .string("d1")), JSONMember("date", .string("2026-06-15"))])])
+        #expect(readings.map(\.energyWh) == [40, nil])
+        #expect(readings.allSatisfy { $0.readingIntervalSeconds == 900 })
+    }
+
+    @Test func smaFetchesActiveInvertersOnly() throws {
+        let answer = try JSONParser.parse(Array(#"{"devices":[{"deviceId":"1","type":"Solar Inverters","isActive":true},{"deviceId":"2","type":"Solar Inverters","isActive":false},{"deviceId":"3","type":"Meteo Station"},{"deviceId":"4"}]}"#.utf8))
+        #expect(SMA.inverters(in: answer) == ["1", "4"])
+    }
+
     @Test(arguments: [
         ("/sma/v1/plants/9900001/devices", "9900001"), ("https://h/v1/plants/ab-C_9?x=1", "ab-C_9"), ("/v1/plants/../devices", nil),
         ("/v1/plants/%2e%2e/devices", nil), ("/v1/plants/", nil), ("/v1/devices/1", nil),
@@ -257,6 +272,26 @@ import Vendors
         // 2024-06-14T14:00Z is midnight of the 15th in Sydney.
         #expect(GoodWe.dates(start: 1_718_373_600, end: 1_718_373_600 + 86_400, zone: sydney) == ["2024-06-15"])
         #expect(GoodWe.dates(start: 1_718_373_600 - 300, end: 1_718_373_600 + 300, zone: sydney) == ["2024-06-14", "2024-06-15"])
+    }
+
+    /// A month's budget shared by its days left (today included), less what today used.
+    @Test(arguments: [
+        ("2026-06-01T10:00:00Z", 1000, 0, 0, 33), ("2026-06-30T10:00:00Z", 1000, 900, 0, 100), ("2026-06-30T10:00:00Z", 1000, 900, 40, 60),
+        ("2026-12-31T23:59:00Z", 310, 0, 5, 305), ("2026-06-16T00:00:00Z", 1000, 500, 0, 33), ("2026-06-16T00:00:00Z", 100, 200, 0, 0),
+    ])
+    func monthlyAllowance(now: String, limit: Int, usedBeforeToday: Int, usedToday: Int, allowance: Int) {
+        guard case .zoned(let seconds) = ISO8601.parse(now) else { return }
+        #expect(QuotaPlan.monthlyAllowance(limit: limit, usedBeforeToday: usedBeforeToday, usedToday: usedToday, now: seconds) == allowance)
+    }
+
+    /// When Enphase's 429 lets calls resume: the period's end (within the hour), the next month, or a minute.
+    @Test func enphaseRetryAfter() throws {
+        let now = Int64(1_781_524_800)  // 2026-06-15T12:00Z
+        func answer(_ text: String) throws -> JSONValue { try JSONParser.parse(Array(text.utf8)) }
+        #expect(Enphase.retryAfter(try answer(#"{"period":"minute","period_end":\#(now + 40)}"#), now: now) == now + 40)
+        #expect(Enphase.retryAfter(try answer(#"{"period":"minute","period_end":\#(now + 7200)}"#), now: now) == now + 60)
+        #expect(Enphase.retryAfter(try answer(#"{"period":"month"}"#), now: now) == 1_782_864_000)  // 2026-07-01T00:00Z
+        #expect(Enphase.retryAfter(nil, now: now) == now + 60)
     }
 
     /// The quota a run may use keeps three calls for each full hour left in the UTC day.

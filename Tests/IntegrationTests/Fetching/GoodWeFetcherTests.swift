@@ -179,4 +179,17 @@ import TestSupport
         #expect(redact("?pwd=pa%22ss%2fw0rd+%c3%a9") == "?pwd=***")
         #expect(redact("key K3Y!") == "key ***!")
     }
+
+    /// An SMA redirect is followed only on the API's own scheme and host (the Bearer token goes with it).
+    @Test(arguments: [
+        ("/sma/v1/plants/2/devices", "https://api.example/sma/v1/plants/1/devices", "https://api.example/sma/v1/plants/2/devices"),
+        ("https://api.example/v1/plants/2", "https://api.example/v1/plants/1", "https://api.example/v1/plants/2"),
+        ("https://evil.example/v1/plants/2", "https://api.example/v1/plants/1", nil),
+        ("http://api.example/v1/plants/2", "https://api.example/v1/plants/1", nil),
+        ("//evil.example/v1/plants/2", "https://api.example/v1/plants/1", "https://api.example//evil.example/v1/plants/2"),
+        ("https://api.example:444/v1/plants/2", "https://api.example/v1/plants/1", nil),
+    ])
+    func smaRedirectsStayOnTheAPIHost(location: String, from: String, target: String?) {
+        #expect(SMADriver.redirectTarget(location, from: from) == target)
+    }
 }

@@ -174,6 +174,65 @@ import TestSupport
         #expect(try budget.vendors.requests().filter { $0.contains("production_micro") }.isEmpty)
     }
 
+    /// The month's budget is shared by the sites of one run: what one site's calls take, the next
+    /// does not get; and a token expiring within the margin is refreshed before the first call.
+    @Test func theMonthlyBudgetIsSharedAcrossSitesAndTokensAreRefreshedAhead() throws {
+        let systems = ["4123456", "4123457"]
+        var table: [String: Any] = [:]
+        for id in systems { table[id] = ["name": id, "timezone": "Australia/Sydney"] }
+        let harness = try FetcherHarness(vendorConfig: ["enphase": [
+            "systems": table, "refresh_tokens": ["demo-enphase-refresh": systems],
+            "access_tokens": ["demo-enphase-access": ["systems": systems, "expires_at": 4_102_444_800]],
+        ]])
+        // Each run's share is limit / days left (today included), less what today used: the
+        // discovery call leaves exactly one telemetry call for the run.
+        let now = Int64(Date().timeIntervalSince1970)
+        let components = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: Date())
+        let daysInMonth = Calendar(identifier: .gregorian).range(of: .day, in: .month, for: Date())!.count
+        harness.settings["ENPHASE_MONTHLY_CALLS"] = String(2 * (daysInMonth - components.day! + 1))
+        let expiresSoon = Timestamp.rfc3339(milliseconds: (now + 60) * 1000)
+        let credential = try harness.addCredential(.enphase, Self.tokens("demo-enphase-access", "demo-enphase-refresh", expiresAt: expiresSoon))
+        for id in systems {
+            let site = try harness.addSite(.enphase, id, zone: "Australia/Sydney", credential: credential)
+            try harness.integrations.learn(siteID: site, attributes: ["meter": "absent"])
+            try harness.integrations.recordSync(siteID: site, status: .success, error: nil, cursor: now / 300 * 300 - 1800)
+        }
+        let outcome = try harness.scheduled(.enphase)
+        #expect(outcome.map { $0["status"] as? String } == ["success", "rate_limited"], "\(outcome)")
+        #expect(try harness.vendors.requests().filter { $0.hasSuffix("production_micro") }.count == 1)
+        #expect((try harness.vendors.stats()["refreshes"] as? [String: Int])?["enphase"] == 1)
+    }
+
+    /// SMA's 429 pauses the credential for five minutes.
+    @Test func anSMARateLimitPausesFiveMinutes() throws {
+        let harness = try FetcherHarness()
+        let credential = try harness.addCredential(.sma, Self.tokens("demo-sma-access", "demo-sma-refresh"))
+        try harness.addSite(.sma, "8731046", zone: "Europe/Berlin", credential: credential)
+        try harness.vendors.control(["faults": [["path": "/devices", "status": 429, "times": 1]]])
+        let before = Int64(Date().timeIntervalSince1970)
+        #expect(try harness.backfill(.sma, site: "8731046", "2026-06-14T22:00:00Z", "2026-06-15T22:00:00Z").first?["status"] as? String == "rate_limited")
+        let paused = try #require(try harness.integrations.credential(id: credential)?.rateLimitedUntil)
+        #expect(paused >= before + 300 && paused <= before + 330)
+    }
+
+    /// Systems are listed page by page (100 a page) until all are known.
+    @Test func enphaseSystemsArePaged() throws {
+        let systems = (0..<150).map { String(5_000_000 + $0) }
+        var table: [String: Any] = [:]
+        for id in systems { table[id] = ["name": id, "timezone": "Europe/Berlin"] }
+        let harness = try FetcherHarness(vendorConfig: ["enphase": [
+            "systems": table, "refresh_tokens": ["demo-enphase-refresh": systems],
+            "access_tokens": ["demo-enphase-access": ["systems": systems, "expires_at": 4_102_444_800]],
+        ]])
+        harness.settings["METERLAKE_FETCH_MIN_TIME_LEFT_SECONDS"] = "115"  // (list them; leave the sites for later runs)
+        let credential = try harness.addCredential(.enphase, Self.tokens("demo-enphase-access", "demo-enphase-refresh"))
+        _ = try harness.scheduled(.enphase)
+        #expect(try harness.integrations.sites(credentialID: credential).count == 150)
+        let pages = ((try harness.vendors.stats()["requests"]) as? [[String: Any]] ?? []).filter { $0["path"] as? String == "/enphase/api/v4/systems" }
+            .compactMap { ($0["query"] as? [String: String])?["page"] }
+        #expect(pages == ["1", "2"])
+    }
+
     /// Calls are paced under the per-minute limit, across the whole run.
     @Test func enphaseCallsArePaced() throws {
         let harness = try FetcherHarness()

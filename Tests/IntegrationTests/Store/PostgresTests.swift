@@ -300,3 +300,21 @@ let march2026: Int64 = 1_772_323_200  // 2026-03-01T00:00:00Z
         #expect(PartitionMaintenance.name(monthIndex: PartitionMaintenance.monthIndex(of: 1_798_761_599)) == "meter_reading_y2026m12")
     }
 }
+
+/// The call counts the quota plans read.
+@Suite struct CallCountTests {
+    @Test func monthAndDayCountsCoverExactlyTheirDays() throws {
+        let database = try TestDatabase()
+        let integrations = Integrations(connection: try database.connect())
+        let credential = try integrations.addCredential(organizationID: 42, vendor: .enphase, authType: "oauth2", envelope: "x")
+        try integrations.countCalls(credentialID: credential, scope: "site:1", day: "2026-05-31", count: 1000)  // last month
+        try integrations.countCalls(credentialID: credential, scope: "site:1", day: "2026-06-01", count: 7)
+        try integrations.countCalls(credentialID: credential, scope: "account", day: "2026-06-14", count: 2)
+        try integrations.countCalls(credentialID: credential, scope: "site:1", day: "2026-06-15", count: 3)
+        try integrations.countCalls(credentialID: credential, scope: "site:2", day: "2026-06-15", count: 4)
+        try integrations.countCalls(credentialID: credential, scope: "site:2", day: "2026-06-16", count: 50)  // tomorrow
+        #expect(try integrations.monthCalls(credentialID: credential, day: "2026-06-15") == 7 + 2 + 3 + 4)
+        #expect(try integrations.dayCalls(credentialID: credential, day: "2026-06-15") == 7)
+        #expect(try integrations.calls(credentialID: credential, scope: "site:2", day: "2026-06-15") == 4)
+    }
+}
