@@ -26,7 +26,7 @@ Labels are the site-local wall times of each UTC slot (a fall-back hour appears 
 order; a spring-forward hour not at all), computed with Python's zoneinfo, independently of
 the Swift code under test.
 """
-import argparse, base64, datetime, http.server, json, socket, sys, threading, time, urllib.parse, uuid
+import argparse, base64, datetime, http.server, json, os, socket, sys, threading, time, urllib.parse, uuid
 from zoneinfo import ZoneInfo
 
 DEFAULTS = {
@@ -556,9 +556,17 @@ def main():
     if args.port_file:
         with open(args.port_file + ".tmp", "w") as handle:
             handle.write(str(port))
-        import os
         os.replace(args.port_file + ".tmp", args.port_file)
     print(f"fake vendors on http://127.0.0.1:{port}/ (solaredge/, goodwe/api/)", flush=True)
+    # Gone with the process that started it, even one that crashed before stopping it.
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
     server.serve_forever()
 
 
