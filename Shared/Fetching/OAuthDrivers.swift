@@ -44,49 +44,67 @@ public struct EnphaseDriver: VendorDriver {
     }
 }
 
-final class EnphaseSession: VendorSession {
-    let driver: EnphaseDriver
+/// What the OAuth sessions share: the credential, its token keeper, the caller, and the Bearer
+/// exchange (a 401 refreshes the token once and the call is sent again).
+class BearerSession {
     let credential: SessionCredential
     let tokens: TokenKeeper
     let caller: VendorCaller
     let now: () -> Int64
+    /// Secrets of the application (an API key, the client secret), redacted beside the tokens.
+    private let applicationSecrets: [String]
     private(set) var redact: Redactor
 
-    init(driver: EnphaseDriver, credential: SessionCredential, tokens: TokenKeeper, caller: VendorCaller, now: @escaping () -> Int64) {
-        self.driver = driver
+    init(credential: SessionCredential, tokens: TokenKeeper, caller: VendorCaller, now: @escaping () -> Int64, applicationSecrets: [String]) {
         self.credential = credential
         self.tokens = tokens
         self.caller = caller
         self.now = now
-        redact = Redactor(secrets: [driver.apiKey, driver.client.clientSecret])
+        self.applicationSecrets = applicationSecrets
+        redact = Redactor(secrets: applicationSecrets)
     }
 
-    /// GETs `path` with the Bearer token and the app key; on a 401, refreshes once and retries once.
-    func get(_ path: String, what: String) throws(VendorError) -> (body: [UInt8], value: JSONValue) {
+    /// Sends `request(token)` with a usable token; on a 401, refreshes once and sends again. Any
+    /// other answer is returned; a second 401 means the owner must reconnect.
+    func send(what: String, _ request: (_ token: String) -> HTTPRequest) throws(VendorError) -> HTTPResponse {
         var token = try tokens.accessToken(credentialID: credential.id, plaintext: credential.plaintext, timeLeft: caller.timeLeft())
         var refreshed = false
         while true {
-            redact = Redactor(secrets: [driver.apiKey, driver.client.clientSecret, token])
-            let separator = path.contains("?") ? "&" : "?"
-            let request = HTTPRequest(method: .get, url: join(driver.baseURL, path) + separator + "key=" + SecretEncoding.percentEncoded(driver.apiKey),
-                                      headers: ["Authorization": "Bearer " + token, "Accept": "application/json"])
-            let response = try caller.send(request, what: what, redact: redact)
-            let answer = try? JSONParser.parse(response.body)
-            switch response.status {
-            case 200:
-                guard let answer else { throw .failed("\(what): the answer is not JSON") }
-                return (response.body, answer)
-            case 401 where !refreshed:
-                refreshed = true
-                token = try tokens.refresh(credentialID: credential.id, stale: token, timeLeft: caller.timeLeft())
-            case 429:
-                throw .rateLimited(until: Enphase.retryAfter(answer, now: now() / 1000),
-                                   reason: "Enphase plan limit (HTTP 429, per \(answer?["period"] == .string("month") ? "month" : "minute"))")
-            case 401:
-                throw .credentialRefused("\(what): HTTP 401 right after a token refresh: the owner must reconnect the account")
-            default:
-                throw .failed("\(what): HTTP \(response.status) \(caller.describe(response.body, redact: redact))")
-            }
+            redact = Redactor(secrets: applicationSecrets + [token])
+            let response = try caller.send(request(token), what: what, redact: redact)
+            guard response.status == 401 else { return response }
+            guard !refreshed else { throw .credentialRefused("\(what): HTTP 401 right after a token refresh: the owner must reconnect the account") }
+            refreshed = true
+            token = try tokens.refresh(credentialID: credential.id, stale: token, timeLeft: caller.timeLeft())
+        }
+    }
+}
+
+final class EnphaseSession: BearerSession, VendorSession {
+    let driver: EnphaseDriver
+
+    init(driver: EnphaseDriver, credential: SessionCredential, tokens: TokenKeeper, caller: VendorCaller, now: @escaping () -> Int64) {
+        self.driver = driver
+        super.init(credential: credential, tokens: tokens, caller: caller, now: now, applicationSecrets: [driver.apiKey, driver.client.clientSecret])
+    }
+
+    /// GETs `path` with the Bearer token and the app key.
+    func get(_ path: String, what: String) throws(VendorError) -> (body: [UInt8], value: JSONValue) {
+        let separator = path.contains("?") ? "&" : "?"
+        let url = join(driver.baseURL, path) + separator + "key=" + SecretEncoding.percentEncoded(driver.apiKey)
+        let response = try send(what: what) { token in
+            HTTPRequest(method: .get, url: url, headers: ["Authorization": "Bearer " + token, "Accept": "application/json"])
+        }
+        let answer = try? JSONParser.parse(response.body)
+        switch response.status {
+        case 200:
+            guard let answer else { throw .failed("\(what): the answer is not JSON") }
+            return (response.body, answer)
+        case 429:
+            throw .rateLimited(until: Enphase.retryAfter(answer, now: now() / 1000),
+                               reason: "Enphase plan limit (HTTP 429, per \(answer?["period"] == .string("month") ? "month" : "minute"))")
+        default:
+            throw .failed("\(what): HTTP \(response.status) \(caller.describe(response.body, redact: redact))")
         }
     }
 
@@ -184,44 +202,32 @@ public struct SMADriver: VendorDriver {
     }
 }
 
-final class SMASession: VendorSession {
+final class SMASession: BearerSession, VendorSession {
     let driver: SMADriver
-    let credential: SessionCredential
-    let tokens: TokenKeeper
-    let caller: VendorCaller
-    let now: () -> Int64
-    private(set) var redact: Redactor
     private(set) var movedSites: [String: String] = [:]
 
     init(driver: SMADriver, credential: SessionCredential, tokens: TokenKeeper, caller: VendorCaller, now: @escaping () -> Int64) {
         self.driver = driver
-        self.credential = credential
-        self.tokens = tokens
-        self.caller = caller
-        self.now = now
-        redact = Redactor(secrets: [driver.client.clientSecret])
+        super.init(credential: credential, tokens: tokens, caller: caller, now: now, applicationSecrets: [driver.client.clientSecret])
     }
 
-    /// GETs `path` with the Bearer token: a 401 refreshes once and retries; a 308 is followed
-    /// (once) when it stays on the API's host; a 429 pauses the credential for five minutes.
+    /// GETs `path` with the Bearer token; a 308 is followed (once) when it stays on the API's
+    /// host; a 429 pauses the credential for five minutes.
     func get(_ path: String, what: String) throws(VendorError) -> (body: [UInt8], value: JSONValue) {
-        var token = try tokens.accessToken(credentialID: credential.id, plaintext: credential.plaintext, timeLeft: caller.timeLeft())
         var url = join(driver.baseURL, path)
-        var (refreshed, redirected) = (false, false)
+        var redirected = false
         var pendingMove: (old: String, new: String)?
         while true {
-            redact = Redactor(secrets: [driver.client.clientSecret, token])
-            let response = try caller.send(HTTPRequest(method: .get, url: url, headers: ["Authorization": "Bearer " + token, "Accept": "application/json"]),
-                                           what: what, redact: redact)
+            let target = url
+            let response = try send(what: what) { token in
+                HTTPRequest(method: .get, url: target, headers: ["Authorization": "Bearer " + token, "Accept": "application/json"])
+            }
             switch response.status {
             case 200:
                 guard let answer = try? JSONParser.parse(response.body) else { throw .failed("\(what): the answer is not JSON") }
                 // A move is kept only once its new address answered.
                 if let (old, new) = pendingMove { movedSites[old] = new }
                 return (response.body, answer)
-            case 401 where !refreshed:
-                refreshed = true
-                token = try tokens.refresh(credentialID: credential.id, stale: token, timeLeft: caller.timeLeft())
             case 308 where !redirected:
                 // A permanent move (a plant migrated to ennexOS): followed once, on the API's host only.
                 redirected = true
@@ -232,8 +238,6 @@ final class SMASession: VendorSession {
                 url = next
             case 429:
                 throw .rateLimited(until: now() / 1000 + 300, reason: "SMA rate limit (HTTP 429)")
-            case 401:
-                throw .credentialRefused("\(what): HTTP 401 right after a token refresh: the owner must reconnect the account")
             case 403:
                 throw .failed("\(what): HTTP 403: no consent for this plant")
             default:
