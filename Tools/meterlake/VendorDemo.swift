@@ -25,7 +25,12 @@ enum VendorDemo {
     static func run(connection: PostgresConnection, environment: Environment, directory: String) throws -> (keys: [String], summary: String) {
         let integrations = Integrations(connection: connection)
         let keys = try EnvelopeKeys(environment: environment)
-        for (vendor, plaintext) in credentials where try integrations.activeCredentials(organizationID: 42, vendor: vendor).isEmpty {
+        // Only the vendors whose cloud the environment names (Tools/local.sh names all four fakes).
+        let named: [SourceSystem: String] = [.solarEdge: "SOLAREDGE_API_BASE_URL", .goodWe: "GOODWE_API_BASE_URL",
+                                             .enphase: "ENPHASE_API_BASE_URL", .sma: "SMA_API_BASE_URL"]
+        let vendors = credentials.map(\.vendor).filter { environment[named[$0]!] != nil }
+        for (vendor, plaintext) in credentials where vendors.contains(vendor) {
+            guard try integrations.activeCredentials(organizationID: 42, vendor: vendor).isEmpty else { continue }
             let oauth = vendor == .enphase || vendor == .sma
             let id = try integrations.addCredential(organizationID: 42, vendor: vendor, authType: oauth ? "oauth2" : "api_key",
                                                     envelope: try CredentialEnvelope.seal(Array(plaintext.utf8), keys: keys))
@@ -41,7 +46,7 @@ enum VendorDemo {
         var written: [String] = []
         var out = "vendor clouds (SolarEdge, GoodWe, Enphase, SMA at \(environment["SOLAREDGE_API_BASE_URL"] ?? "-")…):\n"
         out += LocalRun.pad("fetcher", 19) + LocalRun.pad("site", 38) + LocalRun.pad("status", 14) + "window, objects\n"
-        for fetcher in ["fetcher-solaredge", "fetcher-goodwe", "fetcher-enphase", "fetcher-sma"] {
+        for fetcher in vendors.map({ "fetcher-" + $0.rawValue }) {
             let binary = directory + "/" + fetcher
             guard access(binary, X_OK) == 0 else { throw Failure.refused("no \(fetcher) binary at \(binary): swift build --product \(fetcher)") }
             let status = try Spawn.run(binary, ["--event", event], standardOutput: scratch + "/\(fetcher).json", standardError: scratch + "/\(fetcher).log")

@@ -131,6 +131,19 @@ import TestSupport
         #expect(!run.out.contains("demo-enphase-refresh") && !run.out.contains("demo-sma-secret"))
     }
 
+    /// Only the vendor clouds the environment names are fetched from.
+    @Test func localFetchesOnlyTheVendorsItIsPointedAt() throws {
+        let database = try TestDatabase(migrated: false)
+        let vendors = try FakeVendors()
+        let lake = FileManager.default.temporaryDirectory.appendingPathComponent("lake-\(UUID().uuidString)").path
+        let run = try run(["local", "--lake", lake, "--validator", try BuiltBinary.path("validator"), "--samples",
+                           Fixture.repository.appendingPathComponent("docs/samples").path, "--fetchers", BuiltBinary.directory.path],
+                          environment: ["DATABASE_URL": database.url, "METERLAKE_ENCRYPTION_KEY": key, "SOLAREDGE_API_BASE_URL": vendors.solarEdgeURL])
+        #expect(run.status == 0, "\(run.err)")
+        #expect(run.out.contains("fetcher-solaredge  3017452") && !run.out.contains("fetcher-goodwe") && !run.out.contains("fetcher-enphase"))
+        #expect(try database.connect().query("SELECT count(*) AS n FROM integration_credential")[0, "n"] == "1")
+    }
+
     @Test func localRunsTheValidatorWithoutAShellWhateverItsPath() throws {
         let database = try TestDatabase(migrated: false)
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("spawn-\(UUID().uuidString)").path
