@@ -24,7 +24,7 @@ public enum FetchRequest: Equatable, Sendable {
             self = .scheduled
             return
         }
-        guard let organization = value["organization_id"], let organizationID = Int64(organization.textValue ?? ""), organizationID > 0 else {
+        guard let organization = value["organization_id"], let organizationID = Int64(organization.text ?? ""), organizationID > 0 else {
             throw invalid("organization_id must be a positive integer")
         }
         guard case .string(let site)? = value["external_site_id"], !site.isEmpty, site.utf8.count <= 200 else {
@@ -38,17 +38,8 @@ public enum FetchRequest: Equatable, Sendable {
     }
 }
 
-extension JSONValue {
-    var textValue: String? {
-        switch self {
-        case .string(let text), .number(let text): text
-        default: nil
-        }
-    }
-}
-
 /// One site's outcome, as the response lists it.
-public struct SiteOutcome: Sendable, Equatable {
+public struct SiteOutcome: Sendable {
     public var organizationID: Int64
     public var externalSiteID: String
     public var status: SyncStatus
@@ -57,12 +48,6 @@ public struct SiteOutcome: Sendable, Equatable {
     public var error: String?
     /// Readings slots the written windows hold.
     public var slots = 0
-    public var calls = 0
-
-    public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.organizationID == rhs.organizationID && lhs.externalSiteID == rhs.externalSiteID && lhs.status == rhs.status
-            && lhs.window?.start == rhs.window?.start && lhs.window?.end == rhs.window?.end && lhs.objects == rhs.objects && lhs.error == rhs.error
-    }
 }
 
 /// The fetch engine, shared by every vendor's function: credentials and sites from PostgreSQL,
@@ -454,7 +439,6 @@ public final class Fetcher: LambdaByteHandler {
         /// Records a worker's result: calls against the quota, the credential's state, the site's sync.
         mutating func finish(_ job: FetchJob, _ result: FetchResult) throws -> SiteOutcome {
             defer { try? integrations.release(siteID: job.site.id) }
-            let credential = StoredCredentialReference(id: job.credentialID, organizationID: job.site.organizationID)
             let scope = "site:" + job.site.externalSiteID
             try integrations.countCalls(credentialID: job.credentialID, scope: scope, day: Timestamp.day(epochSeconds: now), count: result.calls)
             if !result.learned.isEmpty, result.learned != job.site.attributes.filter({ result.learned[$0.key] != nil }) {
@@ -462,14 +446,13 @@ public final class Fetcher: LambdaByteHandler {
             }
             if let moved = result.movedTo, moved != job.callID {
                 try integrations.moveSite(siteID: job.site.id, toAPIID: moved)
-                log(.info, "the vendor moved the site; later runs call its new id", credential: credential, site: job.site.externalSiteID,
+                log(.info, "the vendor moved the site; later runs call its new id", organization: job.site.organizationID, credential: job.credentialID, site: job.site.externalSiteID,
                     extra: ["apiSiteId": .string(moved)])
             }
             if let error = result.error { try handle(error, credentialID: job.credentialID) }
             var outcome = job.outcome
             outcome.objects = result.objects
             outcome.slots = result.slots
-            outcome.calls = result.calls
             if let stopped = result.stopped {
                 outcome.status = outcome.objects.isEmpty ? stopped.status : .partial
                 outcome.error = stopped.reason
@@ -478,17 +461,23 @@ public final class Fetcher: LambdaByteHandler {
             }
             try integrations.recordSync(siteID: job.site.id, status: outcome.status, error: outcome.error, cursor: result.cursor)
             let window = outcome.window.map { Timestamp.rfc3339(milliseconds: $0.start * 1000) + "/" + Timestamp.rfc3339(milliseconds: $0.end * 1000) }
-            log(outcome.status == .success ? .info : .warning, "site \(outcome.status.rawValue)", credential: credential, site: job.site.externalSiteID,
+            log(outcome.status == .success ? .info : .warning, "site \(outcome.status.rawValue)", organization: job.site.organizationID, credential: job.credentialID,
+                site: job.site.externalSiteID,
                 error: outcome.error, extra: ["objects": .stringConvertible(outcome.objects.count), "calls": .stringConvertible(result.calls),
                                               "window": .string(window ?? "")])
             return outcome
         }
 
-        func log(_ level: Logger.Level, _ message: String, credential: some CredentialIdentity, site: String? = nil, error: String? = nil,
+        func log(_ level: Logger.Level, _ message: String, credential: StoredCredential, site: String? = nil, error: String? = nil,
+                 extra: Logger.Metadata = [:]) {
+            log(level, message, organization: credential.organizationID, credential: credential.id, site: site, error: error, extra: extra)
+        }
+
+        func log(_ level: Logger.Level, _ message: String, organization: Int64, credential: Int64, site: String? = nil, error: String? = nil,
                  extra: Logger.Metadata = [:]) {
             var metadata: Logger.Metadata = extra
-            metadata["organization"] = .stringConvertible(credential.organizationID)
-            metadata["credential"] = .stringConvertible(credential.id)
+            metadata["organization"] = .stringConvertible(organization)
+            metadata["credential"] = .stringConvertible(credential)
             metadata["vendor"] = .string(driver.source.rawValue)
             if let site { metadata["site"] = .string(site) }
             if let error { metadata["error"] = .string(error) }
@@ -548,19 +537,6 @@ public final class Fetcher: LambdaByteHandler {
         json.endObject()
         return json.bytes
     }
-}
-
-/// What the engine's logs name of a credential.
-protocol CredentialIdentity {
-    var id: Int64 { get }
-    var organizationID: Int64 { get }
-}
-
-extension StoredCredential: CredentialIdentity {}
-
-struct StoredCredentialReference: CredentialIdentity {
-    var id: Int64
-    var organizationID: Int64
 }
 
 /// A failure of the run itself (the database unreachable): the invocation fails and is retried.

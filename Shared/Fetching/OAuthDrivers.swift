@@ -253,7 +253,7 @@ final class SMASession: BearerSession, VendorSession {
     }
 
     func callsNeeded(site: String, start: Int64, end: Int64, zone: ZoneRules) -> Int {
-        1 + 2 * GoodWe.dates(start: start, end: end, zone: zone).count
+        1 + 2 * LocalTime.dates(start: start, end: end, zone: zone).count
     }
 
     func fetch(site: String, start: Int64, end: Int64, zone: ZoneRules) throws(VendorError) -> [VendorAnswer] {
@@ -262,7 +262,7 @@ final class SMASession: BearerSession, VendorSession {
         let (listing, answer) = try get(devicesPath, what: "SMA devices")
         guard let inverters = SMA.inverters(in: answer) else { throw .failed("SMA devices: the answer has no devices list") }
         var answers = [VendorAnswer(call: "devices", request: "GET " + devicesPath, body: listing)]
-        for date in GoodWe.dates(start: start, end: end, zone: zone) {
+        for date in LocalTime.dates(start: start, end: end, zone: zone) {
             for device in inverters {
                 for energy in [true, false] {
                     let path = SMA.dayPath(device: device, date: date, energy: energy)

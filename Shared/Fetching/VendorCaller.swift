@@ -60,18 +60,7 @@ public struct Redactor: Sendable {
 
 enum SecretEncoding {
     static func percentEncoded(_ text: String, lowercaseHex: Bool = false) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                let hex = Array((lowercaseHex ? "0123456789abcdef" : "0123456789ABCDEF").unicodeScalars)
-                out += "%" + String(hex[Int(byte >> 4)]) + String(hex[Int(byte & 0xF)])
-            }
-        }
-        return out
+        PercentEncoding.encode(text, lowercaseHex: lowercaseHex)
     }
 
     /// The text as it appears inside a JSON string.

@@ -53,9 +53,7 @@ public enum Enphase {
     /// month for a monthly limit, else in a minute.
     public static func retryAfter(_ answer: JSONValue?, now: Int64) -> Int64 {
         if answer?["period"]?.text == "month" {
-            let (year, month, _) = Timestamp.civil(days: Int(now / 86_400))
-            let next = month == 12 ? Timestamp.days(year: year + 1, month: 1, day: 1) : Timestamp.days(year: year, month: month + 1, day: 1)
-            return Int64(next) * 86_400
+            return Int64(Timestamp.firstDayOfNextMonth(after: Int(floorDivide(now, 86_400)))) * 86_400
         }
         if let end = answer?["period_end"]?.number.flatMap({ Int64(exactly: $0.rounded(.down)) }), end > now, end < now + 3600 { return end }
         return now + 60

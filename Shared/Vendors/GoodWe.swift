@@ -75,18 +75,7 @@ public enum GoodWe {
     }
 
     /// The local dates whose charts cover `[start, end)` in `zone`.
-    public static func dates(start: Int64, end: Int64, zone: ZoneRules) -> [String] {
-        var dates: [String] = []
-        var day = floorDivideDays(zone.local(start))
-        let last = floorDivideDays(zone.local(end - 1))
-        while day <= last {
-            dates.append(LocalTime.date(day * 86_400))
-            day += 1
-        }
-        return dates
-    }
-
-    static func floorDivideDays(_ local: Int64) -> Int64 { local >= 0 ? local / 86_400 : -((-local + 86_399) / 86_400) }
+    public static func dates(start: Int64, end: Int64, zone: ZoneRules) -> [String] { LocalTime.dates(start: start, end: end, zone: zone) }
 }
 
 /// GoodWe plant power charts → canonical readings.

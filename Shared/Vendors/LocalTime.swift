@@ -45,6 +45,18 @@ public enum LocalTime {
         String(Timestamp.rfc3339(milliseconds: local * 1000).prefix(10))
     }
 
+    /// The local dates (`YYYY-MM-DD`) that `[start, end)` touches in `zone`.
+    public static func dates(start: Int64, end: Int64, zone: ZoneRules) -> [String] {
+        var dates: [String] = []
+        var day = floorDivide(zone.local(start), 86_400)
+        let last = floorDivide(zone.local(end - 1), 86_400)
+        while day <= last {
+            dates.append(date(day * 86_400))
+            day += 1
+        }
+        return dates
+    }
+
     /// Local seconds as `YYYY-MM-DD hh:mm:ss`.
     public static func dateTime(_ local: Int64) -> String {
         let text = Timestamp.rfc3339(milliseconds: local * 1000)
@@ -94,14 +106,6 @@ extension JSONValue {
         default: nil
         }
         return value.flatMap { $0.isFinite ? $0 : nil }
-    }
-
-    var text: String? {
-        switch self {
-        case .string(let text): text
-        case .number(let literal): literal
-        default: nil
-        }
     }
 
     var elements: [JSONValue]? {

@@ -13,10 +13,8 @@ public enum QuotaPlan {
     /// Calls a run may make under a monthly quota: what is left of the month, shared evenly by
     /// its days left (today included), less what today used already.
     public static func monthlyAllowance(limit: Int, usedBeforeToday: Int, usedToday: Int, now: Int64) -> Int {
-        let day = Int(now >= 0 ? now / 86_400 : (now - 86_399) / 86_400)
-        let (year, month, dayOfMonth) = Timestamp.civil(days: day)
-        let nextMonth = month == 12 ? Timestamp.days(year: year + 1, month: 1, day: 1) : Timestamp.days(year: year, month: month + 1, day: 1)
-        let daysLeft = nextMonth - Timestamp.days(year: year, month: month, day: dayOfMonth)
+        let day = Int(floorDivide(now, 86_400))
+        let daysLeft = Timestamp.firstDayOfNextMonth(after: day) - day
         return max(0, (limit - usedBeforeToday) / max(1, daysLeft) - usedToday)
     }
 }

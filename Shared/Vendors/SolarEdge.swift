@@ -57,21 +57,8 @@ public enum SolarEdge {
         return (total, sites)
     }
 
-    /// Percent-encodes a path or query component (space → `%20`).
-    static func encode(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"), UInt8(ascii: ":"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                let hex = Array("0123456789ABCDEF".unicodeScalars)
-                out += "%" + String(hex[Int(byte >> 4)]) + String(hex[Int(byte & 0xF)])
-            }
-        }
-        return out
-    }
+    /// Percent-encodes a path or query component (space → `%20`; `:` kept, as in `00:00:00`).
+    static func encode(_ text: String) -> String { PercentEncoding.encode(text, keeping: [UInt8(ascii: ":")]) }
 }
 
 /// SolarEdge answers → canonical readings.

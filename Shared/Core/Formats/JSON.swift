@@ -21,6 +21,14 @@ public enum JSONValue: Equatable, Sendable {
         return nil
     }
 
+    /// A string, or a number's literal (vendors send ids and codes as either).
+    public var text: String? {
+        switch self {
+        case .string(let text), .number(let text): text
+        default: nil
+        }
+    }
+
     /// The member `key` of an object (exact match).
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }

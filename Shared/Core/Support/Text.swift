@@ -74,6 +74,27 @@ public enum Text {
 /// A string compared and hashed by its UTF-8 bytes, as PostgreSQL compares text. Swift's own
 /// `String` equality treats canonically equivalent texts as equal (`é` as one scalar or as `e`
 /// and a combining accent), which would merge two ids the database keeps apart.
+/// Percent-encoding of a URL component: the unreserved characters (letters, digits, `-`, `_`,
+/// `.`, `~`) and any in `keeping` stay as they are; every other byte becomes `%XX`.
+public enum PercentEncoding {
+    public static func encode(_ text: String, keeping: Set<UInt8> = [], lowercaseHex: Bool = false) -> String {
+        let hex = Array((lowercaseHex ? "0123456789abcdef" : "0123456789ABCDEF").unicodeScalars)
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            case _ where keeping.contains(byte):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                out += "%" + String(hex[Int(byte >> 4)]) + String(hex[Int(byte & 0xF)])
+            }
+        }
+        return out
+    }
+}
+
 public struct ByteString: Hashable, Sendable {
     public let text: String
 

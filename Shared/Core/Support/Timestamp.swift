@@ -34,6 +34,12 @@ public enum Timestamp {
         return era * 146_097 + dayOfEra - 719_468
     }
 
+    /// Days since 1970-01-01 of the first day of the month after the one holding `days`.
+    public static func firstDayOfNextMonth(after days: Int) -> Int {
+        let (year, month, _) = civil(days: days)
+        return month == 12 ? Self.days(year: year + 1, month: 1, day: 1) : Self.days(year: year, month: month + 1, day: 1)
+    }
+
     /// The civil date of a day count since 1970-01-01 (`civil_from_days`).
     public static func civil(days: Int) -> (year: Int, month: Int, day: Int) {
         let z = days + 719_468

@@ -29,7 +29,7 @@ public enum ZoneError: Error, Equatable, Sendable, CustomStringConvertible {
 /// if that reading were UTC. ``offset(at:)`` maps instants to offsets; ``instants(atLocal:)``
 /// maps a wall time back to the instants that show it: none in a spring-forward gap, two in a
 /// fall-back hour (earlier first, the daylight one).
-public struct ZoneRules: Sendable, Equatable {
+public struct ZoneRules: Sendable {
     public let name: String
     private let transitions: [Int64]
     private let offsets: [Int32]
@@ -143,12 +143,13 @@ public struct ZoneRules: Sendable, Equatable {
     }
 }
 
-func floorDivide(_ value: Int64, _ divisor: Int64) -> Int64 {
+/// `value / divisor` rounded toward minus infinity (days before 1970 included).
+public func floorDivide(_ value: Int64, _ divisor: Int64) -> Int64 {
     value >= 0 ? value / divisor : -((-value + divisor - 1) / divisor)
 }
 
 /// A POSIX TZ string as TZif footers hold it: `CET-1CEST,M3.5.0,M10.5.0/3`, `<+03>-3`, `UTC0`.
-struct PosixZoneRule: Sendable, Equatable {
+struct PosixZoneRule: Sendable {
     /// Seconds east of UTC (the POSIX sign inverted).
     var standardOffset: Int
     var daylight: (offset: Int, start: DateRule, startTime: Int, end: DateRule, endTime: Int)?
@@ -160,12 +161,6 @@ struct PosixZoneRule: Sendable, Equatable {
         case julianNoLeap(Int)
         /// `n`: day 0...365, February 29 counted.
         case zeroBased(Int)
-    }
-
-    static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.standardOffset == rhs.standardOffset && lhs.daylight?.offset == rhs.daylight?.offset
-            && lhs.daylight?.start == rhs.daylight?.start && lhs.daylight?.startTime == rhs.daylight?.startTime
-            && lhs.daylight?.end == rhs.daylight?.end && lhs.daylight?.endTime == rhs.daylight?.endTime
     }
 
     init?(_ text: String) {

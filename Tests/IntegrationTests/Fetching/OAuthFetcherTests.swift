@@ -11,6 +11,16 @@ import TestSupport
         #"{"access_token": "\#(access)", "refresh_token": "\#(refresh)", "expires_at": "\#(expiresAt)", "note": "kept as it is"}"#
     }
 
+    /// The fake's Enphase: the demo tokens see `systems`, all in `zone`.
+    static func enphaseAccount(_ systems: [String], zone: String) -> [String: Any] {
+        var table: [String: Any] = [:]
+        for id in systems { table[id] = ["name": id, "timezone": zone] }
+        return ["enphase": [
+            "systems": table, "refresh_tokens": ["demo-enphase-refresh": systems],
+            "access_tokens": ["demo-enphase-access": ["systems": systems, "expires_at": 4_102_444_800]],
+        ]]
+    }
+
     /// A Sydney day of Enphase telemetry: 288 slots, each starting 300 s before the interval's
     /// `end_at`, the fake's value for that exact interval, nights missing.
     @Test func anEnphaseDayIsExactRows() throws {
@@ -83,12 +93,7 @@ import TestSupport
     /// all three runs succeed with the fresh tokens.
     @Test func runsRacingForOneCredentialRefreshItOnce() throws {
         let systems = ["4123456", "4123457", "4123458"]
-        var table: [String: Any] = [:]
-        for id in systems { table[id] = ["name": id, "timezone": "Australia/Sydney"] }
-        let harness = try FetcherHarness(vendorConfig: ["enphase": [
-            "systems": table, "refresh_tokens": ["demo-enphase-refresh": systems],
-            "access_tokens": ["demo-enphase-access": ["systems": systems, "expires_at": 4_102_444_800]],
-        ]])
+        let harness = try FetcherHarness(vendorConfig: Self.enphaseAccount(systems, zone: "Australia/Sydney"))
         let credential = try harness.addCredential(.enphase, Self.tokens("demo-enphase-access", "demo-enphase-refresh", expiresAt: "2020-01-01T00:00:00Z"))
         for id in systems { try harness.addSite(.enphase, id, zone: "Australia/Sydney", credential: credential) }
         let events = systems.map {
@@ -178,12 +183,7 @@ import TestSupport
     /// does not get; and a token expiring within the margin is refreshed before the first call.
     @Test func theMonthlyBudgetIsSharedAcrossSitesAndTokensAreRefreshedAhead() throws {
         let systems = ["4123456", "4123457"]
-        var table: [String: Any] = [:]
-        for id in systems { table[id] = ["name": id, "timezone": "Australia/Sydney"] }
-        let harness = try FetcherHarness(vendorConfig: ["enphase": [
-            "systems": table, "refresh_tokens": ["demo-enphase-refresh": systems],
-            "access_tokens": ["demo-enphase-access": ["systems": systems, "expires_at": 4_102_444_800]],
-        ]])
+        let harness = try FetcherHarness(vendorConfig: Self.enphaseAccount(systems, zone: "Australia/Sydney"))
         // Each run's share is limit / days left (today included), less what today used: the
         // discovery call leaves exactly one telemetry call for the run.
         let now = Int64(Date().timeIntervalSince1970)
@@ -219,12 +219,7 @@ import TestSupport
     /// Systems are listed page by page (100 a page) until all are known.
     @Test func enphaseSystemsArePaged() throws {
         let systems = (0..<150).map { String(5_000_000 + $0) }
-        var table: [String: Any] = [:]
-        for id in systems { table[id] = ["name": id, "timezone": "Europe/Berlin"] }
-        let harness = try FetcherHarness(vendorConfig: ["enphase": [
-            "systems": table, "refresh_tokens": ["demo-enphase-refresh": systems],
-            "access_tokens": ["demo-enphase-access": ["systems": systems, "expires_at": 4_102_444_800]],
-        ]])
+        let harness = try FetcherHarness(vendorConfig: Self.enphaseAccount(systems, zone: "Europe/Berlin"))
         harness.settings["METERLAKE_FETCH_MIN_TIME_LEFT_SECONDS"] = "115"  // (list them; leave the sites for later runs)
         let credential = try harness.addCredential(.enphase, Self.tokens("demo-enphase-access", "demo-enphase-refresh"))
         _ = try harness.scheduled(.enphase)
