@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/x509.h>
 
 /// EVP_MD_CTX_new and friends are functions, but the SHA-256 size is a macro expression.
 static inline int copenssl_sha256_size(void) { return 32; }

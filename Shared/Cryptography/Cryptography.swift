@@ -186,3 +186,45 @@ public enum SecureRandom {
         return bytes
     }
 }
+
+/// Public-key signature checks (JWT's ES256 and RS256), through OpenSSL's EVP digest-verify.
+public enum SignatureVerification {
+    public enum Algorithm: Sendable {
+        /// ECDSA on P-256 with SHA-256; the signature is DER (`SEQUENCE { r, s }`).
+        case ecdsaP256SHA256
+        /// RSASSA-PKCS1-v1_5 with SHA-256.
+        case rsaPKCS1SHA256
+    }
+
+    /// Whether `signature` signs `message` under the key, given as a DER SubjectPublicKeyInfo.
+    /// - Throws: when the key does not parse or is not of the algorithm's type (a P-256 key for
+    ///   ECDSA, an RSA key of at least 2048 bits for RSA).
+    public static func isValid(
+        _ signature: [UInt8], for message: [UInt8], publicKey der: [UInt8], algorithm: Algorithm
+    ) throws(CryptographyError) -> Bool {
+        let parsed: OpaquePointer? = der.withUnsafeBufferPointer { buffer in
+            var cursor: UnsafePointer<UInt8>? = buffer.baseAddress
+            return d2i_PUBKEY(nil, &cursor, buffer.count)
+        }
+        guard let key = parsed else { throw .library("d2i_PUBKEY") }
+        defer { EVP_PKEY_free(key) }
+        switch algorithm {
+        case .ecdsaP256SHA256:
+            var name = [CChar](repeating: 0, count: 64)
+            var length = 0
+            guard EVP_PKEY_get_base_id(key) == EVP_PKEY_EC, EVP_PKEY_get_group_name(key, &name, name.count, &length) == 1,
+                String(decoding: name[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) == "prime256v1"
+            else { throw .library("the key is not a P-256 (prime256v1) key") }
+        case .rsaPKCS1SHA256:
+            guard EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA, EVP_PKEY_get_bits(key) >= 2048 else {
+                throw .invalidSize(what: "RSA public key bits (at least)", expected: 2048, actual: Int(EVP_PKEY_get_bits(key)))
+            }
+        }
+        guard let context = EVP_MD_CTX_new() else { throw .library("EVP_MD_CTX_new") }
+        defer { EVP_MD_CTX_free(context) }
+        guard EVP_DigestVerifyInit(context, nil, EVP_sha256(), nil, key) == 1 else { throw .library("EVP_DigestVerifyInit") }
+        let result = EVP_DigestVerify(context, signature, signature.count, message, message.count)
+        ERR_clear_error()
+        return result == 1
+    }
+}

@@ -149,7 +149,7 @@ final class SolarEdgeSession: VendorSession {
             return (response.body, value)
         case 429:
             throw .rateLimited(until: nextUTCMidnight(after: now() / 1000), reason: "SolarEdge quota spent (HTTP 429 on \(call.name))")
-        case 401, 403 where call.name == "sites":
+        case 401 where call.name == "sites", 403 where call.name == "sites":
             throw .credentialRefused("\(what): HTTP \(response.status): the key is invalid or not an account key")
         case 401, 403:
             throw .failed("\(what): HTTP \(response.status): the key is invalid, lacks access to the site, or the window is too long")
