@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "fetcher-goodwe", targets: ["fetcher-goodwe"]),
         .executable(name: "fetcher-enphase", targets: ["fetcher-enphase"]),
         .executable(name: "fetcher-sma", targets: ["fetcher-sma"]),
+        .executable(name: "oauth-callback", targets: ["oauth-callback"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -66,8 +67,15 @@ let package = Package(
         // The fetch engine: credentials, sites, windows, quotas, vendor clients, raw objects.
         .target(
             name: "Fetching",
-            dependencies: ["Core", "Vendors", "Lake", "LambdaRuntime", "Store", "Postgres", "HTTPClient", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Core", "Vendors", "Lake", "LambdaRuntime", "Store", "Postgres", "HTTPClient", "Cryptography",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Shared/Fetching", swiftSettings: strict),
+        // Functions behind a function URL: the request/response payload, routes, CORS, JSON errors, user tokens.
+        .target(
+            name: "WebAPI", dependencies: ["Core", "LambdaRuntime", .product(name: "Logging", package: "swift-log")], path: "Shared/WebAPI",
+            swiftSettings: strict),
         // The validator pipeline: event -> object -> rows -> database -> move.
         .target(
             name: "Validation",
@@ -91,6 +99,10 @@ let package = Package(
         .executableTarget(
             name: "fetcher-sma", dependencies: ["Fetching", "Lake", "LambdaRuntime"], path: "Functions/fetcher-sma",
             swiftSettings: strict),
+
+        .executableTarget(
+            name: "oauth-callback", dependencies: ["WebAPI", "Fetching", "Store", "Postgres", "Lake", "LambdaRuntime", "Core", "Cryptography"],
+            path: "Functions/oauth-callback", swiftSettings: strict),
 
         // MARK: - Operator tools
         .executableTarget(

@@ -9,6 +9,8 @@ Serves, on 127.0.0.1:
   /goodwe-eu/api/...       the regional API the login answer names
   /enphase/oauth/token, /enphase/api/v4/...   Enphase (Basic client auth, Bearer + key, rotation)
   /sma/auth/oauth2/token, /sma/v1/...          SMA (form client auth, 300 s tokens, 308 moves)
+  /enphase/oauth/authorize, /sma/auth/oauth2/auth  consent pages: 302 with a code (or access_denied);
+                           codes are single-use, bound to the redirect URI and the PKCE S256 challenge
   POST /_control           merge a JSON object into the configuration (see DEFAULTS)
   GET  /_stats             calls per path kind, per site and per day, the highest concurrency seen
 
@@ -26,7 +28,7 @@ Labels are the site-local wall times of each UTC slot (a fall-back hour appears 
 order; a spring-forward hour not at all), computed with Python's zoneinfo, independently of
 the Swift code under test.
 """
-import argparse, base64, datetime, http.server, json, os, socket, sys, threading, time, urllib.parse, uuid
+import argparse, base64, datetime, hashlib, http.server, json, os, socket, sys, threading, time, urllib.parse, uuid
 from zoneinfo import ZoneInfo
 
 DEFAULTS = {
@@ -61,6 +63,10 @@ DEFAULTS = {
         "refresh_tokens": {"demo-enphase-refresh": ["4123456"]},
         "access_tokens": {"demo-enphase-access": {"systems": ["4123456"], "expires_at": 4102444800}},
         "access_lifetime": 86393,
+        # the authorization-code flow: redirect URIs registered for the client (exact match), and
+        # what the owner does on the consent page (grant the systems listed, or deny)
+        "redirect_uris": ["http://127.0.0.1:3000/oauth/callback"],
+        "consent": {"grant": True, "sees": ["4123456"]},
         # an access token stops working after this many data calls (401, as when it expires)
         "access_calls": 1000000,
         "revoked": False,
@@ -71,6 +77,8 @@ DEFAULTS = {
         "refresh_tokens": {"demo-sma-refresh": ["8731046"]},
         "access_tokens": {"demo-sma-access": {"plants": ["8731046"], "expires_at": 4102444800}},
         "access_lifetime": 300,
+        "redirect_uris": ["http://127.0.0.1:3000/oauth/callback"],
+        "consent": {"grant": True, "sees": ["8731046"]},
         # old plant id -> new one: the old one answers 308 to the new one's path
         "moved": {},
         "revoked": False,
@@ -86,7 +94,8 @@ DEFAULTS = {
 config = json.loads(json.dumps(DEFAULTS))
 lock = threading.Lock()
 stats = {"calls": {}, "site_day": {}, "key_day": {}, "max_concurrency": 0, "logins": 0, "requests": [], "tokens": [],
-         "refreshes": {"enphase": 0, "sma": 0}, "dead_refresh_used": {"enphase": 0, "sma": 0}}
+         "refreshes": {"enphase": 0, "sma": 0}, "dead_refresh_used": {"enphase": 0, "sma": 0}, "code_exchanges": []}
+codes = {}  # authorization code -> {"vendor", "client_id", "redirect_uri", "challenge", "method", "sees", "expires", "used", "issued"}
 in_flight = {"count": 0}
 tokens = {}  # token -> {"account", "calls"}
 goodwe_calls = {"count": 0}
@@ -181,6 +190,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     stats["requests"].clear()
                     stats["refreshes"] = {"enphase": 0, "sma": 0}
                     stats["dead_refresh_used"] = {"enphase": 0, "sma": 0}
+                    stats["code_exchanges"] = []
             return self.reply(200, {"ok": True})
         if path == "/_stats":
             with lock:
@@ -191,7 +201,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             stats["max_concurrency"] = max(stats["max_concurrency"], in_flight["count"])
             concurrent = in_flight["count"]
             stats["requests"].append({"method": method, "path": path, "t": time.time(),
-                                      "query": {k: v for k, v in query.items() if k not in ("api_key", "key", "refresh_token")}})
+                                      "query": {k: v for k, v in query.items() if k not in ("api_key", "key", "refresh_token", "code", "code_verifier")}})
         try:
             fault = self.fault(path)
             if not fault and config["latency_ms"]:
@@ -307,10 +317,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def enphase(self, path, query):
         cfg = config["enphase"]
+        if path == "oauth/authorize":
+            return self.authorize("enphase", query)
         if path == "oauth/token":
             expected = "Basic " + base64.b64encode(f"{cfg['client_id']}:{cfg['client_secret']}".encode()).decode()
             if self.headers.get("Authorization") != expected:
                 return self.reply(401, {"error": "unauthorized", "error_description": "Bad client credentials"})
+            if query.get("grant_type") == "authorization_code":
+                return self.code_grant("enphase", query, "systems")
             if query.get("grant_type") != "refresh_token":
                 return self.reply(400, {"error": "unsupported_grant_type"})
             answer = rotate("enphase", query.get("refresh_token", ""), "systems")
@@ -373,14 +387,86 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                     "meta": {"status": "normal"}})
         return self.reply(404, {"message": "Not Found", "code": 404})
 
+    # --- The authorization-code flow (RFC 6749 4.1, PKCE RFC 7636), shared by Enphase and SMA ---
+
+    def authorize(self, vendor, query):
+        """The consent page, decided by config[vendor]["consent"]: 302 to the redirect URI with a
+        code (or error=access_denied). An unknown client or redirect URI gets an error page and no
+        redirect, as RFC 6749 4.1.2.1 requires."""
+        cfg = config[vendor]
+        if query.get("client_id") != cfg["client_id"]:
+            return self.reply(400, b"<h1>Unknown client</h1>", "text/html")
+        redirect = query.get("redirect_uri", "")
+        if redirect not in cfg["redirect_uris"]:
+            return self.reply(400, b"<h1>Invalid redirect_uri</h1>", "text/html")
+        if query.get("response_type") != "code":
+            return self.redirect(redirect, {"error": "unsupported_response_type", "state": query.get("state", "")})
+        method = query.get("code_challenge_method", "plain" if query.get("code_challenge") else None)
+        if method not in (None, "S256"):
+            return self.redirect(redirect, {"error": "invalid_request", "error_description": "S256 only", "state": query.get("state", "")})
+        consent = cfg["consent"]
+        if not consent.get("grant"):
+            return self.redirect(redirect, {"error": "access_denied", "error_description": "The owner declined", "state": query.get("state", "")})
+        code = f"{vendor}-code-{uuid.uuid4().hex}"
+        with lock:
+            codes[code] = {"vendor": vendor, "redirect_uri": redirect, "challenge": query.get("code_challenge"), "sees": list(consent["sees"]),
+                           "expires": time.time() + 600, "used": False, "issued": []}
+        return self.redirect(redirect, {"code": code, "state": query.get("state", "")})
+
+    def redirect(self, target, parameters):
+        self.send_response(302)
+        self.send_header("Location", target + ("&" if "?" in target else "?") + urllib.parse.urlencode(parameters))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def code_grant(self, vendor, params, sees):
+        """Redeems a code once: same redirect URI, a verifier matching the S256 challenge. A code
+        presented twice is refused and the tokens it issued are revoked (RFC 6749 4.1.2)."""
+        cfg = config[vendor]
+        with lock:
+            grant = codes.get(params.get("code", ""))
+            verifier = params.get("code_verifier")
+            entry = {"vendor": vendor, "redirect_uri": params.get("redirect_uri"), "verifier_sent": bool(verifier)}
+            stats["code_exchanges"].append(entry)
+            refusal = None
+            if not grant or grant["vendor"] != vendor:
+                refusal = "unknown code"
+            elif grant["used"]:
+                refusal = "code already used"
+                for access, refresh in grant["issued"]:
+                    cfg["access_tokens"].pop(access, None)
+                    cfg["refresh_tokens"].pop(refresh, None)
+            elif grant["expires"] < time.time():
+                refusal = "code expired"
+            elif params.get("redirect_uri") != grant["redirect_uri"]:
+                refusal = "redirect_uri mismatch"
+            elif grant["challenge"] and (not verifier or base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode() != grant["challenge"]):
+                refusal = "PKCE verification failed"
+            if grant:
+                grant["used"] = True
+            entry["outcome"] = refusal or "issued"
+            if refusal:
+                return self.reply(400, {"error": "invalid_grant", "error_description": refusal})
+            access, refresh = f"{vendor}-at-{uuid.uuid4().hex}", f"{vendor}-rt-{uuid.uuid4().hex}"
+            cfg["refresh_tokens"][refresh] = grant["sees"]
+            cfg["access_tokens"][access] = {sees: grant["sees"], "expires_at": time.time() + cfg["access_lifetime"], "calls": 0}
+            grant["issued"].append((access, refresh))
+            entry["access_token"], entry["refresh_token"] = access, refresh
+        return self.reply(200, {"access_token": access, "token_type": "bearer", "refresh_token": refresh, "expires_in": cfg["access_lifetime"],
+                                "scope": "read write"})
+
     # --- SMA ---------------------------------------------------------------------------------
 
     def sma(self, path, query, body):
         cfg = config["sma"]
+        if path == "auth/oauth2/auth":
+            return self.authorize("sma", query)
         if path == "auth/oauth2/token":
             form = dict(urllib.parse.parse_qsl(body.decode()))
             if form.get("client_id") != cfg["client_id"] or form.get("client_secret") != cfg["client_secret"]:
                 return self.reply(401, {"error": "invalid_client", "error_description": "Invalid client credentials"})
+            if form.get("grant_type") == "authorization_code":
+                return self.code_grant("sma", form, "plants")
             answer = rotate("sma", form.get("refresh_token", ""), "plants")
             if not answer:
                 return self.reply(400, {"error": "invalid_grant", "error_description": "Token is not active"})

@@ -278,43 +278,18 @@ public final class Fetcher: LambdaByteHandler {
             }
         }
 
-        /// Stores sites the vendor listed that are new: active with the vendor's zone, or (GoodWe
-        /// gives none) the zone all the credential's other sites share, else inactive, saying why.
+        /// Stores sites the vendor listed that are new (``SiteRegistrar``), and logs each.
         mutating func register(_ listed: [DiscoveredSite], of credential: StoredCredential) throws {
-            let known = try integrations.sites(credentialID: credential.id)
-            // A moved site is listed under its new id: it is known, not new.
-            let knownIDs = Set(known.map(\.externalSiteID) + known.compactMap(\.apiSiteID))
-            let zones = Set(known.filter(\.isActive).map(\.timeZone))
-            for site in listed where !knownIDs.contains(site.externalSiteID) {
-                guard !site.externalSiteID.isEmpty, site.externalSiteID.utf8.count <= 200,
-                    !site.externalSiteID.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
-                else {
+            let registrar = SiteRegistrar(integrations: integrations, vendor: driver.source, zones: fetcher.zones)
+            for site in try registrar.register(listed, credentialID: credential.id, organizationID: credential.organizationID) {
+                guard let site else {
                     log(.warning, "a listed site id was refused (empty, over 200 bytes or with control characters)", credential: credential)
                     continue
                 }
-                var zone = site.timeZone
-                var source = "vendor"
-                var inactive: String?
-                if let named = zone, (try? fetcher.zones.rules(named)) == nil {
-                    inactive = "the vendor gave the time zone \"\(named.prefix(64))\", which is not an IANA zone here; set one with meterlake site add"
-                    zone = nil
-                } else if zone == nil {
-                    if zones.count == 1 {
-                        zone = zones.first
-                        source = "inferred"
-                    } else {
-                        inactive = "\(driver.source.rawValue) gives no time zone: set one with `meterlake site add --org \(credential.organizationID) --vendor \(driver.source.rawValue) --site \(site.externalSiteID) --time-zone Area/City`"
-                    }
-                }
-                if try integrations.addDiscoveredSite(
-                    organizationID: credential.organizationID, vendor: driver.source, credentialID: credential.id,
-                    externalSiteID: site.externalSiteID, name: site.name.map { String($0.prefix(200)) }, timeZone: zone, zoneSource: source,
-                    inactiveReason: inactive)
-                {
-                    discovered += 1
-                    log(.info, inactive == nil ? "new site discovered" : "new site discovered, inactive", credential: credential,
-                        site: site.externalSiteID, error: inactive)
-                }
+                guard site.isNew else { continue }
+                discovered += 1
+                log(.info, site.inactiveReason == nil ? "new site discovered" : "new site discovered, inactive", credential: credential,
+                    site: site.externalSiteID, error: site.inactiveReason)
             }
         }
 

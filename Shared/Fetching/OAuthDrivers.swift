@@ -31,8 +31,8 @@ public struct EnphaseDriver: VendorDriver {
                 monthlyCalls: Int = 1000, callsPerMinute: Int = 10) {
         self.baseURL = baseURL
         self.apiKey = apiKey
-        self.client = OAuthClient(vendor: "Enphase", tokenURL: join(authBaseURL, "oauth/token"), clientID: clientID,
-                                  clientSecret: clientSecret, style: .basicWithQuery)
+        self.client = OAuthClient(vendor: "Enphase", tokenURL: join(authBaseURL, "oauth/token"), authorizeURL: join(authBaseURL, "oauth/authorize"),
+                                  clientID: clientID, clientSecret: clientSecret, style: .basicWithQuery)
         self.monthlyCalls = monthlyCalls
         self.perMinute = callsPerMinute
     }
@@ -179,8 +179,8 @@ public struct SMADriver: VendorDriver {
 
     public init(baseURL: String, authBaseURL: String, clientID: String, clientSecret: String) {
         self.baseURL = baseURL
-        self.client = OAuthClient(vendor: "SMA", tokenURL: join(authBaseURL, "oauth2/token"), clientID: clientID,
-                                  clientSecret: clientSecret, style: .formBody)
+        self.client = OAuthClient(vendor: "SMA", tokenURL: join(authBaseURL, "oauth2/token"), authorizeURL: join(authBaseURL, "oauth2/auth"),
+                                  clientID: clientID, clientSecret: clientSecret, style: .formBody, scope: "offline_access")
     }
 
     /// A redirect target on the API's own scheme and host, or nil.

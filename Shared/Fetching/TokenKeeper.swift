@@ -4,31 +4,6 @@ import Postgres
 import Store
 import Synchronization
 
-/// How a vendor's OAuth 2.0 token endpoint is called.
-public struct OAuthClient: Sendable {
-    /// How the client authenticates and where the grant's parameters go.
-    public enum Style: Sendable {
-        /// HTTP Basic `client_id:client_secret`, parameters in the query (Enphase's examples).
-        case basicWithQuery
-        /// Parameters and client credentials in a form body (SMA's Keycloak).
-        case formBody
-    }
-
-    public var vendor: String
-    public var tokenURL: String
-    public var clientID: String
-    public var clientSecret: String
-    public var style: Style
-
-    public init(vendor: String, tokenURL: String, clientID: String, clientSecret: String, style: Style) {
-        self.vendor = vendor
-        self.tokenURL = tokenURL
-        self.clientID = clientID
-        self.clientSecret = clientSecret
-        self.style = style
-    }
-}
-
 /// An OAuth credential's plaintext: `access_token`, `refresh_token`, `expires_at`, and any other
 /// members, which are kept as they are.
 struct OAuthTokens {
@@ -193,50 +168,23 @@ public final class TokenKeeper: Sendable {
     /// One refresh-token grant. `invalid_grant` is a refusal (the owner must reconnect); any other
     /// answer that is not 200 (a wrong client secret: `invalid_client`; a 5xx) is a failure of this
     /// run, and deactivates nothing.
-    private func callTokenEndpoint(refreshToken: String, now: Int64, timeout: Duration = .seconds(10)) -> Result<(access: String, refresh: String?, expiresAt: Int64?), VendorError> {
+    private func callTokenEndpoint(refreshToken: String, now: Int64) -> Result<OAuthGrant, VendorError> {
         let redact = Redactor(secrets: [refreshToken, client.clientSecret])
-        let request: HTTPRequest
-        switch client.style {
-        case .basicWithQuery:
-            let credentials = Base64.encode(Array("\(client.clientID):\(client.clientSecret)".utf8))
-            request = HTTPRequest(
-                method: .post, url: client.tokenURL + "?grant_type=refresh_token&refresh_token=" + SecretEncoding.percentEncoded(refreshToken),
-                headers: ["Authorization": "Basic " + credentials, "Accept": "application/json"], body: .bytes([]), timeout: timeout)
-        case .formBody:
-            let form = "grant_type=refresh_token&refresh_token=\(SecretEncoding.percentEncoded(refreshToken))"
-                + "&client_id=\(SecretEncoding.percentEncoded(client.clientID))&client_secret=\(SecretEncoding.percentEncoded(client.clientSecret))"
-            request = HTTPRequest(method: .post, url: client.tokenURL,
-                                  headers: ["Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"],
-                                  body: .bytes(Array(form.utf8)), timeout: timeout)
-        }
+        let request = client.tokenRequest([("grant_type", "refresh_token"), ("refresh_token", refreshToken)])
         let response: HTTPResponse
         do {
             response = try HTTPClient(configuration: .init(connectTimeout: .seconds(5), caBundlePath: caBundlePath)).send(request)
         } catch {
             return .failure(.failed(redact("\(client.vendor) token refresh: \(error)")))
         }
-        let answer = try? JSONParser.parse(response.body)
-        switch response.status {
-        case 200:
-            guard case .string(let access)? = answer?["access_token"], !access.isEmpty else {
-                return .failure(.failed("\(client.vendor) token refresh: the answer has no access_token"))
-            }
-            var refresh: String?
-            if case .string(let rotated)? = answer?["refresh_token"], !rotated.isEmpty { refresh = rotated }
-            let lifetime = answer?["expires_in"].flatMap { value -> Int64? in
-                if case .number(let literal) = value { return Int64(literal) }
-                return nil
-            }
-            return .success((access, refresh, lifetime.map { now + max(0, min($0, 366 * 86_400)) }))
-        case 400, 401:
-            var code = "HTTP \(response.status)"
-            if case .string(let error)? = answer?["error"] { code = String(error.prefix(64)) }
-            guard code == "invalid_grant" else {
-                return .failure(.failed(redact("\(client.vendor) token refresh refused (\(code)): check the application's client id and secret")))
-            }
-            return .failure(.credentialRefused(redact("\(client.vendor) refused the refresh token (\(code)): the owner must reconnect the account")))
-        default:
-            return .failure(.failed("\(client.vendor) token refresh: HTTP \(response.status)"))
+        switch client.grant(from: response, now: now) {
+        case .success(let grant): return .success(grant)
+        case .failure(let failure) where failure.code == "invalid_grant":
+            return .failure(.credentialRefused("\(client.vendor) refused the refresh token (invalid_grant): the owner must reconnect the account"))
+        case .failure(let failure) where failure.code.hasPrefix("HTTP 5") || failure.code == "no access_token":
+            return .failure(.failed("\(client.vendor) token refresh: \(failure.code)"))
+        case .failure(let failure):
+            return .failure(.failed(redact("\(client.vendor) token refresh refused (\(failure.code)): check the application's client id and secret")))
         }
     }
 }

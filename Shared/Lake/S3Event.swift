@@ -1,3 +1,4 @@
+import Core
 /// An S3 ObjectCreated notification (only the members the validator reads).
 public struct S3Event: Decodable, Sendable {
     public struct Record: Decodable, Sendable {
@@ -18,19 +19,5 @@ public struct S3Event: Decodable, Sendable {
     public var Records: [Record]
 
     /// Decodes an event key: `+` becomes a space, then percent-escapes are decoded, once.
-    public static func decodeKey(_ encoded: String) -> String? {
-        var bytes: [UInt8] = []
-        var rest = Array(encoded.utf8)[...]
-        while let byte = rest.popFirst() {
-            switch byte {
-            case UInt8(ascii: "+"): bytes.append(0x20)
-            case UInt8(ascii: "%"):
-                guard rest.count >= 2, let value = UInt8(String(decoding: rest.prefix(2), as: UTF8.self), radix: 16) else { return nil }
-                bytes.append(value)
-                rest = rest.dropFirst(2)
-            default: bytes.append(byte)
-            }
-        }
-        return String(validating: bytes, as: UTF8.self)
-    }
+    public static func decodeKey(_ encoded: String) -> String? { PercentEncoding.decodeForm(encoded) }
 }

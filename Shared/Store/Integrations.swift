@@ -303,9 +303,11 @@ public enum CredentialUpdate: Sendable {
 
 public enum IntegrationsError: Error, Equatable, Sendable, CustomStringConvertible {
     case noCredential(Int64)
+    case noOrganization(Int64)
     public var description: String {
         switch self {
         case .noCredential(let id): "credential \(id) does not exist"
+        case .noOrganization(let id): "organisation \(id) does not exist"
         }
     }
 }

@@ -107,6 +107,15 @@ public final class FakeRuntimeAPI: @unchecked Sendable {
         }
     }
 
+    /// Waits for the outcome of one invocation.
+    public func waitForOutcome(requestID: String, timeout: TimeInterval = 60) -> Outcome? {
+        let deadline = Date().addingTimeInterval(timeout)
+        return condition.withLock {
+            while !outcomes.contains(where: { $0.requestID == requestID }), condition.wait(until: deadline) {}
+            return outcomes.first { $0.requestID == requestID }
+        }
+    }
+
     /// Waits for the first init error.
     public func waitForInitError(timeout: TimeInterval = 30) -> (type: String?, body: [UInt8])? {
         let deadline = Date().addingTimeInterval(timeout)

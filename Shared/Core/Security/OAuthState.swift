@@ -91,6 +91,14 @@ public struct OAuthStateSigner: Sendable {
 
     /// Verifies a state received on `vendor`'s callback at `now` (Unix seconds).
     public func verify(_ state: String, vendor: String, now: Int64) throws(OAuthStateError) -> OAuthStatePayload {
+        let decoded = try verify(state, now: now)
+        guard decoded.vendor == vendor else { throw .wrongVendor(expected: vendor, actual: decoded.vendor) }
+        return decoded
+    }
+
+    /// Verifies a state's signature, form and age at `now` (Unix seconds); the caller then redeems
+    /// the code only with the vendor the state names.
+    public func verify(_ state: String, now: Int64) throws(OAuthStateError) -> OAuthStatePayload {
         guard state.utf8.count <= Self.maximumLength else {
             throw .malformed(reason: "longer than \(Self.maximumLength) bytes")
         }
@@ -111,7 +119,7 @@ public struct OAuthStateSigner: Sendable {
         let age = now - decoded.issuedAt
         if age > Self.maximumAge { throw .expired(ageSeconds: age) }
         if -age > Self.allowedSkew { throw .fromTheFuture(seconds: -age) }
-        guard decoded.vendor == vendor else { throw .wrongVendor(expected: vendor, actual: decoded.vendor) }
+        guard Self.vendors.contains(decoded.vendor), decoded.organizationID > 0 else { throw .malformed(reason: "unknown vendor or organisation") }
         return decoded
     }
 

@@ -93,6 +93,32 @@ public enum PercentEncoding {
         }
         return out
     }
+
+    /// Decodes a form-encoded component (a query value, an S3 event key): `+` is a space, then
+    /// `%XX` escapes are decoded, once. `nil` for a bad escape or bytes that are not UTF-8.
+    public static func decodeForm(_ encoded: String) -> String? {
+        func digit(_ byte: UInt8) -> UInt8? {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
+        var bytes: [UInt8] = []
+        var rest = Array(encoded.utf8)[...]
+        while let byte = rest.popFirst() {
+            switch byte {
+            case UInt8(ascii: "+"): bytes.append(0x20)
+            case UInt8(ascii: "%"):
+                guard rest.count >= 2, let high = digit(rest[rest.startIndex]), let low = digit(rest[rest.startIndex + 1]) else { return nil }
+                bytes.append(high << 4 | low)
+                rest = rest.dropFirst(2)
+            default: bytes.append(byte)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
 }
 
 public struct ByteString: Hashable, Sendable {
