@@ -107,6 +107,8 @@ run_in_empty_root() {
         "AWS_ENDPOINT_URL_S3=https://127.0.0.1:$tls_port" "DATABASE_URL=postgresql://check@127.0.0.1:1/none?connect_timeout=2"
         "METERLAKE_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
         "ENPHASE_API_KEY=check" "ENPHASE_CLIENT_ID=check" "ENPHASE_CLIENT_SECRET=check" "SMA_CLIENT_ID=check" "SMA_CLIENT_SECRET=check"
+        "METERLAKE_STATE_SECRET=check-state-secret-of-at-least-32-bytes" "METERLAKE_JWT_SECRET=check-jwt-secret-of-at-least-32-bytes"
+        "METERLAKE_OAUTH_REDIRECT_URI=https://check.example/oauth/callback" "METERLAKE_FRONTEND_ORIGIN=https://app.check.example"
     )
     [ -n "$ca" ] && environment+=("METERLAKE_CA_BUNDLE=$ca")
     # A private mount namespace: /proc is mounted for the loader and vanishes with the namespace.
@@ -138,9 +140,25 @@ check_fetcher() {
     fi
 }
 
+# A function-URL function: it starts and answers requests that need no database (a missing
+# token is a 401; an unknown route a 404) as HTTP responses, not invocation errors.
+check_web() {
+    local name="$1" outcomes
+    echo "==> checking dist/$name.zip in an empty root"
+    local request='{"version":"2.0","rawPath":"%s","rawQueryString":"","headers":{},"requestContext":{"requestId":"r","http":{"method":"%s"}},"isBase64Encoded":false}'
+    outcomes=$(run_in_empty_root "dist/$name.zip" /ca/test-ca.pem "$(printf "$request" /nowhere GET)" "$(printf "$request" /health GET)")
+    if echo "$outcomes" | grep -q 'statusCode\\": 404\|statusCode\\":404' && echo "$outcomes" | grep -q '"kind": "response"'; then
+        echo "    starts and answers function-URL requests: yes"
+    else
+        echo "    starts and answers function-URL requests: NO"; failed=1
+        echo "--- outcomes:"; echo "$outcomes"; echo "--- function output:"; cat "$check/function.log"
+    fi
+}
+
 for name in "${functions[@]}"; do
     case "$name" in
         fetcher-*) check_fetcher "$name"; continue ;;
+        oauth-callback|ingest-api) check_web "$name"; continue ;;
         validator) ;;
         *) echo "no empty-root scenario for $name yet" >&2; failed=1; continue ;;
     esac

@@ -29,7 +29,9 @@ ALLOWED = {
     "Store": {"Core", "Postgres", "Cryptography"},
     # Pure vendor knowledge (requests, answers, transforms); the engine that does the I/O.
     "Vendors": {"Core"},
-    "Fetching": {"Core", "Vendors", "Lake", "LambdaRuntime", "Store", "Postgres", "HTTPClient"},
+    "Fetching": {"Core", "Vendors", "Lake", "LambdaRuntime", "Store", "Postgres", "HTTPClient", "Cryptography"},
+    # Function URLs: the payload, routes, CORS, JSON errors, user tokens (no I/O of its own).
+    "WebAPI": {"Core", "LambdaRuntime"},
     "Validation": {"Core", "Vendors", "Lake", "LambdaRuntime", "Store", "Postgres"},
 }
 

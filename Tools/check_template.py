@@ -21,7 +21,7 @@ with open(sys.argv[1] if len(sys.argv) > 1 else "template.yaml") as handle:
 for resource in template["Resources"].values():
     if resource["Type"] == "AWS::Serverless::Function":
         resource["Properties"]["CodeUri"] = "s3://bundles/validator.zip"
-output = transform(template, {"DatabaseSecretArn": "arn", "EncryptionKeySecretArn": "arn"}, Loader())
+output = transform(template, {"DatabaseSecretArn": "arn", "EncryptionKeySecretArn": "arn", "FrontendOrigin": "https://app.example.com"}, Loader())
 resources = output["Resources"]
 kinds = sorted({resource["Type"] for resource in resources.values()})
 bucket = resources["LakeBucket"]["Properties"]
@@ -33,6 +33,9 @@ assert invoke_config["MaximumRetryAttempts"] == 2 and invoke_config["Destination
 assert any(r["Type"] == "AWS::Lambda::Permission" for r in resources.values())
 function = next(r for r in resources.values() if r["Type"] == "AWS::Lambda::Function")["Properties"]
 assert function["Runtime"] == "provided.al2023" and function["Handler"] == "bootstrap", function
+urls = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::Lambda::Url"}
+assert urls.get("OAuthCallbackFunctionUrl", {}).get("AuthType") == "NONE", urls
+assert "Cors" not in urls["OAuthCallbackFunctionUrl"], "CORS is answered by the function, for the front end's origin only"
 print("SAM transform OK:", ", ".join(kinds))
 with open("/tmp/meterlake-template-transformed.json", "w") as handle:
     json.dump(output, handle)
