@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "fetcher-enphase", targets: ["fetcher-enphase"]),
         .executable(name: "fetcher-sma", targets: ["fetcher-sma"]),
         .executable(name: "oauth-callback", targets: ["oauth-callback"]),
+        .executable(name: "ingest-api", targets: ["ingest-api"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -103,6 +104,11 @@ let package = Package(
         .executableTarget(
             name: "oauth-callback", dependencies: ["WebAPI", "Fetching", "Store", "Postgres", "Lake", "LambdaRuntime", "Core", "Cryptography"],
             path: "Functions/oauth-callback", swiftSettings: strict),
+
+        .executableTarget(
+            name: "ingest-api",
+            dependencies: ["WebAPI", "Validation", "Fetching", "Vendors", "Store", "Postgres", "Lake", "LambdaRuntime", "Core", "Cryptography"],
+            path: "Functions/ingest-api", swiftSettings: strict),
 
         // MARK: - Operator tools
         .executableTarget(

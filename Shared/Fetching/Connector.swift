@@ -42,6 +42,34 @@ public struct Connector {
             connectedBy: connectedBy)
     }
 
+    /// Checks a pasted API-key credential with the vendor before anything is stored: lists the
+    /// account's sites, or (a SolarEdge site key cannot list) reads `site`. Returns the sites and
+    /// the calls made.
+    /// - Throws: ``VendorError/credentialRefused(_:)`` when the vendor refuses the credential.
+    public func check(plaintext: [UInt8], site: String?, timeLeft: @escaping () -> Duration,
+                      now: @escaping () -> Int64 = WallClock.milliseconds) throws -> (sites: [DiscoveredSite], calls: Int) {
+        let caller = VendorCaller(http: try HTTPClient(configuration: .init(connectTimeout: .seconds(5), caBundlePath: caBundlePath)),
+                                  timeLeft: timeLeft)
+        let session = try driver.session(SessionCredential(id: 0, plaintext: plaintext, tokens: nil), caller: caller, now: now)
+        if let listed = try session.discover() { return (listed, caller.calls) }
+        guard let site else {
+            throw VendorError.credentialRefused("\(driver.source.rawValue) refused to list sites with this key: an invalid key, or a site key (then give the site's id as site_id)")
+        }
+        guard let found = try session.site(site) else { throw VendorError.credentialRefused("\(driver.source.rawValue) cannot read site \(site.prefix(40))") }
+        return ([found], caller.calls)
+    }
+
+    /// Registers listed sites for a stored credential (``SiteRegistrar``) and counts the check's calls.
+    public func register(_ listed: [DiscoveredSite], credentialID: Int64, organizationID: Int64, calls: Int,
+                         on connection: PostgresConnection, now: Int64 = WallClock.milliseconds()) throws -> [RegisteredSite] {
+        let integrations = Integrations(connection: connection)
+        if calls > 0 {
+            try integrations.countCalls(credentialID: credentialID, scope: "account", day: Timestamp.day(epochSeconds: now / 1000), count: calls)
+        }
+        return try SiteRegistrar(integrations: integrations, vendor: driver.source, zones: zones)
+            .register(listed, credentialID: credentialID, organizationID: organizationID).compactMap { $0 }
+    }
+
     /// Lists the credential's sites with the vendor and registers the new ones; the calls count
     /// against the credential's account budget like a fetcher's discovery.
     public func discover(credentialID: Int64, organizationID: Int64, plaintext: [UInt8], timeLeft: @escaping () -> Duration,

@@ -54,6 +54,10 @@ public protocol VendorSession: AnyObject {
     var redact: Redactor { get }
     /// The sites the credential sees, or `nil` when it cannot list them (a SolarEdge site key).
     func discover() throws(VendorError) -> [DiscoveredSite]?
+    /// One site the credential can read, by id (a SolarEdge site key cannot list its site, but can
+    /// read it); nil when the vendor has no such call.
+    /// - Throws: ``VendorError/credentialRefused(_:)`` when the credential cannot read the site.
+    func site(_ id: String) throws(VendorError) -> DiscoveredSite?
     /// Calls one window of a site will take.
     func callsNeeded(site: String, start: Int64, end: Int64, zone: ZoneRules) -> Int
     /// Fetches one window; the answers are kept verbatim. `site` is the id the vendor answers to.
@@ -67,6 +71,7 @@ public protocol VendorSession: AnyObject {
 }
 
 extension VendorSession {
+    public func site(_ id: String) throws(VendorError) -> DiscoveredSite? { nil }
     public var movedSites: [String: String] { [:] }
     public func recall(site: String, attributes: [String: String]) {}
     public var learned: [String: [String: String]] { [:] }
@@ -178,6 +183,17 @@ final class SolarEdgeSession: VendorSession {
             start += SolarEdge.pageSize
             if listed.sites.count < SolarEdge.pageSize || start >= listed.total || start >= 10_000 { return sites }
         }
+    }
+
+    func site(_ id: String) throws(VendorError) -> DiscoveredSite? {
+        let answer: (body: [UInt8], value: JSONValue)
+        do {
+            answer = try get(SolarEdge.details(site: id))
+        } catch .failed(let reason) where reason.contains("HTTP 401") || reason.contains("HTTP 403") {
+            throw .credentialRefused("SolarEdge refused the key for site \(id.prefix(40)): an invalid key, or one without access to that site")
+        }
+        guard let site = SolarEdge.site(inDetails: answer.value) else { throw .failed("SolarEdge details: the answer has no details.id") }
+        return site
     }
 
     func callsNeeded(site: String, start: Int64, end: Int64, zone: ZoneRules) -> Int {

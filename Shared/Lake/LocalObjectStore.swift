@@ -316,7 +316,7 @@ public final class LocalObjectStore: ObjectStore {
 
     /// A `file://` URL: the local store has no credentials to sign with, and the directory is
     /// already readable by whoever holds the URL.
-    public func presignedURL(method: String, key: String, expires: Int, now: Int64) throws(ObjectStoreError) -> String {
+    public func presignedURL(method: String, key: String, expires: Int, now: Int64, headers: [(name: String, value: String)]) throws(ObjectStoreError) -> String {
         "file://" + SigV4Signer.encodePath(try path(for: key))
     }
 

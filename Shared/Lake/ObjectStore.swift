@@ -90,10 +90,16 @@ public protocol ObjectStore: AnyObject {
     /// Every object under `prefix`, across all pages, in key order.
     func list(prefix: String) throws(ObjectStoreError) -> [ObjectInfo]
     /// A URL that allows `method` (GET or PUT) on `key` for `expires` seconds without credentials.
-    func presignedURL(method: String, key: String, expires: Int, now: Int64) throws(ObjectStoreError) -> String
+    /// `headers` are signed too: the request must carry exactly those values (a PUT's
+    /// `content-length` pins the upload's size).
+    func presignedURL(method: String, key: String, expires: Int, now: Int64, headers: [(name: String, value: String)]) throws(ObjectStoreError) -> String
 }
 
 extension ObjectStore {
+    public func presignedURL(method: String, key: String, expires: Int, now: Int64) throws(ObjectStoreError) -> String {
+        try presignedURL(method: method, key: key, expires: expires, now: now, headers: [])
+    }
+
     public func get(_ key: String, to path: String) throws(ObjectStoreError) -> ObjectInfo {
         try get(key, to: path, range: nil)
     }

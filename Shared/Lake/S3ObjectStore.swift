@@ -177,12 +177,12 @@ public final class S3ObjectStore: ObjectStore {
         return objects
     }
 
-    public func presignedURL(method: String, key: String, expires: Int, now: Int64) throws(ObjectStoreError) -> String {
+    public func presignedURL(method: String, key: String, expires: Int, now: Int64, headers: [(name: String, value: String)]) throws(ObjectStoreError) -> String {
         guard method == "GET" || method == "PUT" else { throw .invalidKey(key: key, reason: "presigning supports GET and PUT") }
         guard (1...604_800).contains(expires) else { throw .invalidKey(key: key, reason: "expiry must be 1 s to 7 days") }
         let address = configuration.address(for: key)
         let request = SigV4Signer.Request(
-            method: method, encodedPath: address.path, headers: [("host", address.host)], payloadHash: SigV4Signer.unsignedPayload)
+            method: method, encodedPath: address.path, headers: [("host", address.host)] + headers, payloadHash: SigV4Signer.unsignedPayload)
         let query = signer.presign(request, amzDate: SigV4Signer.amzDate(epochSeconds: now), expires: expires).query
         return address.base + address.path + "?" + query
     }

@@ -28,6 +28,17 @@ public enum SolarEdge {
         Call(name: "sites", path: "sites/list?size=\(pageSize)&startIndex=\(startIndex)")
     }
 
+    /// `/site/{id}/details`: one site's name and zone (a site key can read it; it cannot list).
+    public static func details(site: String) -> Call {
+        Call(name: "details", path: "site/\(encode(site))/details")
+    }
+
+    /// The site of a `/site/{id}/details` answer.
+    public static func site(inDetails answer: JSONValue) -> DiscoveredSite? {
+        guard let details = answer["details"], let id = details["id"]?.text else { return nil }
+        return DiscoveredSite(externalSiteID: id, name: details["name"]?.text, timeZone: details["location"]?["timeZone"]?.text)
+    }
+
     /// The calls that fetch `[start, end)` (at most ``maximumWindow``) of a site in `zone`:
     /// quarter-hour energy (local dates), power (local date-times), and sensor data by weeks.
     public static func calls(site: String, start: Int64, end: Int64, zone: ZoneRules) -> [Call] {
