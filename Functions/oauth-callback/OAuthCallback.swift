@@ -38,12 +38,12 @@ struct OAuthCallback {
         try zones.verify()
         caBundlePath = S3Configuration.caBundle(environment: environment)
         redirectURI = try environment.require("METERLAKE_OAUTH_REDIRECT_URI")
-        guard redirectURI.hasPrefix("https://") || redirectURI.hasPrefix("http://127.0.0.1") || redirectURI.hasPrefix("http://localhost") else {
-            throw .invalid(name: "METERLAKE_OAUTH_REDIRECT_URI", reason: "must be an https:// URL (http:// only on localhost)")
+        guard Self.isSecure(redirectURI) else {
+            throw .invalid(name: "METERLAKE_OAUTH_REDIRECT_URI", reason: "must be an https:// URL (http:// only on localhost or 127.0.0.1)")
         }
         frontendOrigin = try environment.require("METERLAKE_FRONTEND_ORIGIN")
-        guard Self.isOrigin(frontendOrigin) else {
-            throw .invalid(name: "METERLAKE_FRONTEND_ORIGIN", reason: "must be an origin: scheme://host[:port], no path, not *")
+        guard Self.isOrigin(frontendOrigin), Self.isSecure(frontendOrigin) else {
+            throw .invalid(name: "METERLAKE_FRONTEND_ORIGIN", reason: "must be an https origin: https://host[:port], no path, not * (http only on localhost)")
         }
         var drivers: [SourceSystem: any VendorDriver] = [:]
         if let clientID = environment["ENPHASE_CLIENT_ID"] {
@@ -63,6 +63,15 @@ struct OAuthCallback {
         clock = WallClock.milliseconds
     }
 
+    /// https, or http on the loopback host exactly (`http://localhost.evil.example` is not local).
+    static func isSecure(_ url: String) -> Bool {
+        if url.hasPrefix("https://") { return true }
+        guard url.hasPrefix("http://") else { return false }
+        let authority = url.dropFirst(7).prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        let host = authority.split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
+        return host == "localhost" || host == "127.0.0.1"
+    }
+
     static func isOrigin(_ text: String) -> Bool {
         let host: Substring
         if text.hasPrefix("https://") {
@@ -80,6 +89,7 @@ struct OAuthCallback {
         WebFunction(name: "oauth-callback", routes: [
             Route("POST", "/oauth/state", issueState),
             Route("GET", "/oauth/callback", callback),
+            Route("POST", "/oauth/complete", complete),
             Route("GET", "/oauth/callback/{vendor}", callback),
         ], allowedOrigin: frontendOrigin, verifier: verifier, maximumBodyBytes: 4096, clock: clock)
     }
@@ -106,6 +116,8 @@ struct OAuthCallback {
                 nonce: Base64.encodeURLSafe(nonce), organizationID: organizationID, vendor: vendor, userID: user.subject, codeVerifier: codeVerifier)
         } catch IntegrationsError.noOrganization(let id) {
             throw APIError.notFound("organisation \(id) does not exist")
+        } catch IntegrationsError.tooManyFlows(let limit) {
+            throw APIError(status: 429, code: "too_many_flows", message: "more than \(limit) connections were started in ten minutes; wait a little")
         }
         context.lambda.logger.info("oauth flow started", metadata: [
             "organizationId": .stringConvertible(organizationID), "vendor": .string(vendor.rawValue), "user": .string(String(user.subject.prefix(64))),
@@ -123,19 +135,16 @@ struct OAuthCallback {
         let query = context.request.query
         var outcome = Outcome(vendor: nil, organizationID: nil)
         do {
-            outcome = try connect(query: query, routeVendor: context.parameters["vendor"], context: context)
+            outcome = try authorize(query: query, routeVendor: context.parameters["vendor"], context: context)
         } catch let failure as Failure {
             outcome.failure = failure
             outcome.vendor = failure.vendor
             outcome.organizationID = failure.organizationID
         }
-        var metadata: Logger.Metadata = ["outcome": .string(outcome.failure?.code ?? "connected")]
+        var metadata: Logger.Metadata = ["outcome": .string(outcome.failure?.code ?? "authorized")]
         if let vendor = outcome.vendor { metadata["vendor"] = .string(vendor.rawValue) }
         if let organizationID = outcome.organizationID { metadata["organizationId"] = .stringConvertible(organizationID) }
-        if let id = outcome.credentialID { metadata["credentialId"] = .stringConvertible(id) }
-        if let failure = outcome.failure { metadata["reason"] = .string(failure.message) }
-        if let sites = outcome.sites { metadata["sites"] = .stringConvertible(sites.count) }
-        if let error = outcome.discoveryError { metadata["discoveryError"] = .string(error) }
+        if let failure = outcome.failure { metadata["reason"] = .string(failure.detail ?? failure.message) }
         if outcome.failure == nil || outcome.failure?.status == 403 {
             context.lambda.logger.info("oauth callback", metadata: metadata)
         } else {
@@ -144,26 +153,28 @@ struct OAuthCallback {
         return CallbackPage(outcome: outcome, frontendOrigin: frontendOrigin).response
     }
 
-    /// Why a callback did not connect: an HTTP status, a stable code and a plain sentence.
+    /// Why a callback did not connect: an HTTP status, a stable code and a plain sentence (and,
+    /// for the log only, what exactly failed).
     struct Failure: Error {
         var status: Int
         var code: String
         var message: String
         var vendor: SourceSystem?
         var organizationID: Int64?
+        var detail: String?
     }
 
     struct Outcome {
         var vendor: SourceSystem?
         var organizationID: Int64?
-        var credentialID: Int64?
-        var replaced = false
-        var sites: [RegisteredSite]?
-        var discoveryError: String?
+        /// The one-time code the page hands its opener; the web app completes the flow with it.
+        var completion: String?
         var failure: Failure?
     }
 
-    private func connect(query: [String: String], routeVendor: String?, context: RouteContext) throws -> Outcome {
+    /// Checks the state, spends its nonce, redeems the code and holds the sealed tokens for the
+    /// completion step.
+    private func authorize(query: [String: String], routeVendor: String?, context: RouteContext) throws -> Outcome {
         guard let state = query["state"], !state.isEmpty else {
             throw Failure(status: 400, code: "missing_state", message: "The link has no state. Start the connection again from the app.")
         }
@@ -184,55 +195,104 @@ struct OAuthCallback {
             throw Failure(status: 400, code: "invalid_state", message: "The state was issued for \(vendor.rawValue), not \(routeVendor.prefix(20)).",
                           vendor: vendor, organizationID: payload.organizationID)
         }
-        let failure = { (status: Int, code: String, message: String) in
-            Failure(status: status, code: code, message: message, vendor: vendor, organizationID: payload.organizationID)
+        let failure = { (status: Int, code: String, message: String, detail: String?) in
+            Failure(status: status, code: code, message: message, vendor: vendor, organizationID: payload.organizationID, detail: detail)
         }
         let deniedCode = query["error"].map { String($0.prefix(40).filter { $0.isLetter || $0 == "_" }) }
         guard deniedCode != nil || !(query["code"] ?? "").isEmpty else {
-            throw failure(400, "missing_code", "The vendor sent no authorization code. Start the connection again from the app.")
+            throw failure(400, "missing_code", "The vendor sent no authorization code. Start the connection again from the app.", nil)
         }
-        guard (query["code"] ?? "").utf8.count <= 2048 else { throw failure(400, "invalid_code", "The authorization code is too long.") }
+        guard (query["code"] ?? "").utf8.count <= 2048 else { throw failure(400, "invalid_code", "The authorization code is too long.", nil) }
 
-        var outcome = Outcome(vendor: vendor, organizationID: payload.organizationID)
-        var plaintext: [UInt8]?
-        let connector = Connector(driver: driver, database: database, keys: keys, zones: zones, caBundlePath: caBundlePath)
+        // The nonce is spent first, in its own committed statement, whatever happens next (a
+        // refused, denied or failed code too): one state, one attempt, and no lock held while the
+        // vendor is called.
+        let pending = OAuthPending(connection: try database.connect())
+        guard let codeVerifier = try pending.consume(nonce: payload.nonce, organizationID: payload.organizationID, vendor: vendor) else {
+            throw failure(409, "state_used", "This connection link was already used (or has expired). Start the connection again from the app.", nil)
+        }
+        if let deniedCode {
+            throw deniedCode == "access_denied"
+                ? failure(403, "access_denied", "You declined access at \(client.vendor). Nothing was connected.", nil)
+                : failure(502, "vendor_error", "\(client.vendor) reported an error (\(deniedCode)). Nothing was connected.", nil)
+        }
+        let grant: OAuthGrant
+        do {
+            grant = try client.exchange(code: query["code"]!, redirectURI: redirectURI, codeVerifier: codeVerifier, caBundlePath: caBundlePath,
+                                        now: clock() / 1000)
+        } catch .credentialRefused(let reason) {
+            throw failure(400, "code_refused", "\(client.vendor) refused the authorization code: it was used already, expired, or issued for another request. Start the connection again from the app.", reason)
+        } catch {
+            throw failure(502, "vendor_unavailable", "\(client.vendor) could not be reached to finish the connection. Start it again in a few minutes.", error.description)
+        }
+        // The tokens wait, sealed, for the user who started the flow to complete it from the app
+        // (POST /oauth/complete with the code below): a flow finished in someone else's browser
+        // connects nothing.
+        let completion = Base64.encodeURLSafe(SecureRandom.bytes(32))
+        try pending.hold(nonce: payload.nonce, envelope: try CredentialEnvelope.seal(grant.plaintext, keys: keys), tokenExpiresAt: grant.expiresAt,
+                         completionHash: Hex.encode(SHA256.hash(Array(completion.utf8))))
+        return Outcome(vendor: vendor, organizationID: payload.organizationID, completion: completion)
+    }
+
+    // MARK: POST /oauth/complete
+
+    /// The web app completes a flow with the code its popup posted: the same user who started it,
+    /// an organisation the token still grants, within ten minutes of the callback. Stores the
+    /// credential (replacing and reactivating an earlier one) and lists its sites.
+    func complete(_ context: RouteContext) throws -> WebResponse {
+        let user = try context.user()
+        let body = try context.request.jsonBody()
+        guard case .string(let completion)? = body["completion"], !completion.isEmpty, completion.utf8.count <= 128 else {
+            throw APIError.badRequest("completion is required: the code the connect popup posted")
+        }
         let connection = try database.connect()
-        // The nonce is spent and the credential stored in one transaction. The nonce is spent on
-        // every outcome (a refused or denied code too): one state, one attempt.
-        let result: Result<Void, Failure> = try connection.transaction {
-            guard let pending = try OAuthPending(connection: connection).consume(nonce: payload.nonce, organizationID: payload.organizationID, vendor: vendor) else {
-                return .failure(failure(409, "state_used", "This connection link was already used (or has expired). Start the connection again from the app."))
-            }
-            if let deniedCode {
-                return deniedCode == "access_denied"
-                    ? .failure(failure(403, "access_denied", "You declined access at \(client.vendor). Nothing was connected."))
-                    : .failure(failure(502, "vendor_error", "\(client.vendor) reported an error (\(deniedCode)). Nothing was connected."))
-            }
-            let grant: OAuthGrant
+        let (grant, stored): (OAuthPending.Grant, (id: Int64, replaced: Bool)) = try connection.transaction {
+            let found: OAuthPending.Grant?
             do {
-                grant = try client.exchange(code: query["code"]!, redirectURI: redirectURI, codeVerifier: pending.codeVerifier,
-                                            caBundlePath: caBundlePath, now: clock() / 1000)
-            } catch VendorError.credentialRefused(let reason) {
-                return .failure(failure(400, "code_refused", reason))
-            } catch {
-                return .failure(failure(502, "vendor_unavailable", "\(error)"))
+                found = try OAuthPending(connection: connection).complete(completionHash: Hex.encode(SHA256.hash(Array(completion.utf8))), userID: user.subject)
+            } catch IntegrationsError.otherUser {
+                throw APIError.forbidden("this connection was started by another user")
             }
-            plaintext = grant.plaintext
-            let stored = try connector.store(plaintext: grant.plaintext, organizationID: payload.organizationID, authType: "oauth2",
-                                             expiresAt: grant.expiresAt, connectedBy: pending.userID, on: connection)
-            outcome.credentialID = stored.id
-            outcome.replaced = stored.replaced
-            return .success(())
+            guard let grant = found else {
+                throw APIError(status: 410, code: "completion_expired", message: "this connection was completed already or waited more than 10 minutes; start it again")
+            }
+            _ = try context.organization(grant.organizationID, of: user)
+            let stored = try Integrations(connection: connection).connect(
+                organizationID: grant.organizationID, vendor: grant.vendor, authType: "oauth2", envelope: grant.envelope,
+                tokenExpiresAt: grant.tokenExpiresAt, connectedBy: user.subject)
+            return (grant, stored)
         }
-        if case .failure(let failure) = result { throw failure }
-        // Sites are listed after the commit: the credential is kept even when listing fails (the
-        // fetcher's next run lists them again).
-        if let id = outcome.credentialID, let plaintext {
-            let remaining = { context.lambda.remainingTime - .seconds(2) }
-            (outcome.sites, outcome.discoveryError) = try connector.discover(
-                credentialID: id, organizationID: payload.organizationID, plaintext: plaintext, timeLeft: remaining)
+        var sites: [RegisteredSite]?
+        var discoveryError: String?
+        if let driver = drivers[grant.vendor] {
+            // Sites are listed after the commit: the credential is kept even when listing fails (the
+            // fetcher's next run lists them again).
+            let connector = Connector(driver: driver, database: database, keys: keys, zones: zones, caBundlePath: caBundlePath)
+            do {
+                (sites, discoveryError) = try connector.discover(
+                    credentialID: stored.id, organizationID: grant.organizationID, plaintext: try CredentialEnvelope.open(grant.envelope, keys: keys),
+                    timeLeft: { context.lambda.remainingTime - .seconds(2) })
+            } catch {
+                discoveryError = "the sites could not be listed now; the next fetcher run lists them"
+                context.lambda.logger.warning("site discovery after connect failed", metadata: ["error": .string(String(describing: error))])
+            }
         }
-        return outcome
+        context.lambda.logger.info("oauth flow completed", metadata: [
+            "organizationId": .stringConvertible(grant.organizationID), "vendor": .string(grant.vendor.rawValue),
+            "credentialId": .stringConvertible(stored.id), "reconnected": .stringConvertible(stored.replaced),
+            "sites": .stringConvertible(sites?.count ?? 0),
+        ])
+        var members = [
+            JSONMember("credential_id", .number(String(stored.id))), JSONMember("vendor", .string(grant.vendor.rawValue)),
+            JSONMember("organization_id", .number(String(grant.organizationID))), JSONMember("reconnected", .bool(stored.replaced)),
+            JSONMember("sites", .array((sites ?? []).map { site in
+                .object([JSONMember("external_site_id", .string(site.externalSiteID)), JSONMember("name", site.name.map(JSONValue.string) ?? .null),
+                         JSONMember("active", .bool(site.inactiveReason == nil)),
+                         JSONMember("inactive_reason", site.inactiveReason.map(JSONValue.string) ?? .null)])
+            })),
+        ]
+        if let discoveryError { members.append(JSONMember("discovery_error", .string(discoveryError))) }
+        return .json(.object(members))
     }
 }
 
@@ -244,18 +304,10 @@ struct CallbackPage {
 
     var message: JSONValue {
         var members = [JSONMember("type", .string("meterlake:oauth")),
-                       JSONMember("status", .string(outcome.failure == nil ? "connected" : "error"))]
+                       JSONMember("status", .string(outcome.failure == nil ? "authorized" : "error"))]
         if let vendor = outcome.vendor { members.append(JSONMember("vendor", .string(vendor.rawValue))) }
         if let organizationID = outcome.organizationID { members.append(JSONMember("organization_id", .number(String(organizationID)))) }
-        if let id = outcome.credentialID { members.append(JSONMember("credential_id", .number(String(id)))) }
-        if outcome.failure == nil {
-            members.append(JSONMember("reconnected", .bool(outcome.replaced)))
-            members.append(JSONMember("sites", .array((outcome.sites ?? []).map { site in
-                .object([JSONMember("external_site_id", .string(site.externalSiteID)), JSONMember("name", site.name.map(JSONValue.string) ?? .null),
-                         JSONMember("active", .bool(site.inactiveReason == nil))])
-            })))
-            if let error = outcome.discoveryError { members.append(JSONMember("discovery_error", .string(error))) }
-        }
+        if let completion = outcome.completion { members.append(JSONMember("completion", .string(completion))) }
         if let failure = outcome.failure {
             members.append(JSONMember("error", .object([JSONMember("code", .string(failure.code)), JSONMember("message", .string(failure.message))])))
         }
@@ -271,10 +323,8 @@ struct CallbackPage {
             title = "Not connected"
             text = failure.message
         } else {
-            let count = outcome.sites?.count
-            title = "\(vendorName) connected"
-            text = "Your \(vendorName) account is connected" + (count.map { " with \($0) site\($0 == 1 ? "" : "s")" } ?? "")
-                + ". You can close this window."
+            title = "\(vendorName) authorised"
+            text = "The meterlake window you started from finishes connecting your \(vendorName) account. This window closes by itself."
         }
         let page = """
             <!doctype html>

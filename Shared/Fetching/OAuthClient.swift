@@ -77,11 +77,12 @@ public struct OAuthClient: Sendable {
         guard case .string(let access)? = answer?["access_token"], !access.isEmpty else { return .failure(OAuthGrantFailure("no access_token")) }
         var refresh: String?
         if case .string(let rotated)? = answer?["refresh_token"], !rotated.isEmpty { refresh = rotated }
+        // A vendor's number, however large or odd, becomes 0 s…366 days before any integer arithmetic.
         let lifetime = answer?["expires_in"].flatMap { value -> Int64? in
-            if case .number(let literal) = value { return Int64(literal) ?? Double(literal).map { Int64($0) } }
-            return nil
+            guard case .number(let literal) = value, let seconds = Double(literal), seconds.isFinite else { return nil }
+            return Int64(min(max(seconds, 0), 366 * 86_400))
         }
-        return .success(OAuthGrant(access: access, refresh: refresh, expiresAt: lifetime.map { now + max(0, min($0, 366 * 86_400)) }))
+        return .success(OAuthGrant(access: access, refresh: refresh, expiresAt: lifetime.map { now + $0 }))
     }
 
     /// Redeems an authorization code, once: a code is single-use (RFC 6749 4.1.2), so a failed or

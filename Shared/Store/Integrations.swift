@@ -304,10 +304,15 @@ public enum CredentialUpdate: Sendable {
 public enum IntegrationsError: Error, Equatable, Sendable, CustomStringConvertible {
     case noCredential(Int64)
     case noOrganization(Int64)
+    /// An OAuth flow may be completed only by the user who started it.
+    case otherUser
+    case tooManyFlows(Int)
     public var description: String {
         switch self {
         case .noCredential(let id): "credential \(id) does not exist"
         case .noOrganization(let id): "organisation \(id) does not exist"
+        case .otherUser: "the connection was started by another user"
+        case .tooManyFlows(let limit): "more than \(limit) connections were started in the last ten minutes"
         }
     }
 }

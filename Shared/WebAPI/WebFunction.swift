@@ -113,6 +113,7 @@ public struct WebFunction: LambdaByteHandler {
         }
         response.headers["cache-control"] = response.headers["cache-control"] ?? "no-store"
         response.headers["x-request-id"] = context.requestID
+        response.headers["x-content-type-options"] = "nosniff"
         let elapsed = clock() - started
         var logMetadata: Logger.Metadata = ["route": .string(routeName), "status": .stringConvertible(response.status), "durationMs": .stringConvertible(elapsed)]
         if let method = request?.method { logMetadata["method"] = .string(method) }
@@ -136,7 +137,8 @@ public struct WebFunction: LambdaByteHandler {
         var allowed: [String] = []
         for route in routes {
             guard let parameters = route.match(request.path) else { continue }
-            guard route.method == request.method || (route.method == "GET" && request.method == "HEAD") else {
+            // HEAD is not GET here: a link checker's HEAD must not spend a state or redeem a code.
+            guard route.method == request.method else {
                 allowed.append(route.method)
                 continue
             }

@@ -12,6 +12,8 @@ public enum JWTError: Error, Equatable, Sendable, CustomStringConvertible, Repor
     case notYetValid(inSeconds: Int64)
     case wrongAudience
     case missingClaim(String)
+    /// A token for another role (Supabase's `anon` or `service_role` keys) or issuer.
+    case wrongClaim(String)
 
     public var description: String {
         switch self {
@@ -23,6 +25,7 @@ public enum JWTError: Error, Equatable, Sendable, CustomStringConvertible, Repor
         case .notYetValid(let seconds): "the token is not valid for another \(seconds) s (nbf)"
         case .wrongAudience: "the token is not meant for this audience (aud)"
         case .missingClaim(let name): "the token lacks the claim \(name)"
+        case .wrongClaim(let name): "the token's \(name) is not the one this deployment accepts"
         }
     }
 
@@ -69,15 +72,18 @@ public struct JWTVerifier: Sendable {
     private let secret: SecretBytes?
     public let keys: [JWTPublicKey]
     public let audience: String
+    /// The `iss` every token must carry, when configured (`https://<project>.supabase.co/auth/v1`).
+    public let issuer: String?
 
-    public init(secret: [UInt8]?, keys: [JWTPublicKey], audience: String) {
+    public init(secret: [UInt8]?, keys: [JWTPublicKey], audience: String, issuer: String? = nil) {
         self.secret = secret.map(SecretBytes.init)
         self.keys = keys
         self.audience = audience
+        self.issuer = issuer
     }
 
-    /// Reads `METERLAKE_JWT_SECRET`, `METERLAKE_JWT_JWKS` and `METERLAKE_JWT_AUDIENCE` (default
-    /// `authenticated`); at least one of the first two must be set.
+    /// Reads `METERLAKE_JWT_SECRET`, `METERLAKE_JWT_JWKS`, `METERLAKE_JWT_AUDIENCE` (default
+    /// `authenticated`) and `METERLAKE_JWT_ISSUER` (optional); one of the first two must be set.
     public init(environment: Environment) throws(ConfigurationError) {
         let secret = environment["METERLAKE_JWT_SECRET"].map { Array($0.utf8) }
         if let secret, secret.count < 32 {
@@ -85,7 +91,8 @@ public struct JWTVerifier: Sendable {
         }
         let keys = try environment["METERLAKE_JWT_JWKS"].map { jwks throws(ConfigurationError) in try Self.keys(jwks: Array(jwks.utf8)) } ?? []
         guard secret != nil || !keys.isEmpty else { throw .missing(name: "METERLAKE_JWT_SECRET or METERLAKE_JWT_JWKS") }
-        self.init(secret: secret, keys: keys, audience: environment["METERLAKE_JWT_AUDIENCE"] ?? "authenticated")
+        self.init(secret: secret, keys: keys, audience: environment["METERLAKE_JWT_AUDIENCE"] ?? "authenticated",
+                  issuer: environment["METERLAKE_JWT_ISSUER"])
     }
 
     /// Verifies `token` at `now` (Unix seconds): signature first, then `exp`, `nbf`, `aud`, `sub`.
@@ -148,6 +155,9 @@ public struct JWTVerifier: Sendable {
         default: throw .wrongAudience
         }
         guard case .string(let subject)? = claims["sub"], !subject.isEmpty else { throw .missingClaim("sub") }
+        // A user's token says role "authenticated"; the project's anon and service keys say otherwise.
+        if let role = claims["role"], role != .string("authenticated") { throw .wrongClaim("role") }
+        if let issuer, claims["iss"] != .string(issuer) { throw .wrongClaim("iss") }
         var organizations = Set<Int64>()
         let metadata = claims["app_metadata"]
         if let single = metadata?["organization_id"], let id = Self.organization(single) { organizations.insert(id) }

@@ -63,6 +63,18 @@ import TestSupport
         #expect(try verifier.verify(TestTokens.hs256(#"{"sub":"u","aud":["x","authenticated"],"exp":\#(now + 60)}"#), now: now).subject == "u")
     }
 
+    @Test func onlyUserTokensOfTheConfiguredIssuerPass() throws {
+        // Supabase's anon and service_role keys are JWTs signed with the same secret.
+        let service = TestTokens.hs256(#"{"sub":"u","aud":"authenticated","exp":\#(now + 60),"role":"service_role"}"#)
+        #expect(throws: JWTError.wrongClaim("role")) { try verifier.verify(service, now: now) }
+        let pinned = try JWTVerifier(environment: Environment(["METERLAKE_JWT_SECRET": TestTokens.secret, "METERLAKE_JWT_ISSUER": "https://p.supabase.co/auth/v1"]))
+        let right = TestTokens.hs256(#"{"sub":"u","aud":"authenticated","exp":\#(now + 60),"iss":"https://p.supabase.co/auth/v1"}"#)
+        #expect(try pinned.verify(right, now: now).subject == "u")
+        let wrong = TestTokens.hs256(#"{"sub":"u","aud":"authenticated","exp":\#(now + 60),"iss":"https://q.supabase.co/auth/v1"}"#)
+        #expect(throws: JWTError.wrongClaim("iss")) { try pinned.verify(wrong, now: now) }
+        #expect(throws: JWTError.wrongClaim("iss")) { try pinned.verify(TestTokens.user(organizations: [1], now: now), now: now) }
+    }
+
     @Test func organisationsComeFromAppMetadataOnly() throws {
         let token = TestTokens.hs256(#"{"sub":"u","aud":"authenticated","exp":\#(now + 60),"user_metadata":{"organization_id":5},"app_metadata":{"organization_id":"6","organization_ids":[7,"x",-1,"08",1e3]}}"#)
         #expect(try verifier.verify(token, now: now).organizations == [6, 7, 8])

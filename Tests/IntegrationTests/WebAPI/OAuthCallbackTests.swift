@@ -45,11 +45,22 @@ final class ConnectFlow {
         try harness.request("GET", path, query: query, headers: ["referer": "https://vendor.example.test/"])
     }
 
-    /// The whole flow; the callback's answer.
-    func connect(_ vendor: String, token: String = TestTokens.user(organizations: [42])) throws -> WebHarness.Answer {
+    /// Start, consent and callback; the callback's page.
+    func authorize(_ vendor: String, token: String = TestTokens.user(organizations: [42])) throws -> WebHarness.Answer {
         let started = try start(vendor, token: token)
         guard started.status == 200, let url = started.json["authorization_url"] as? String else { throw HarnessFailure("state: \(started.body)") }
         return try callback(try consent(url))
+    }
+
+    /// `POST /oauth/complete` with the completion code the page posted to its opener.
+    func complete(_ page: WebHarness.Answer, token: String = TestTokens.user(organizations: [42])) throws -> WebHarness.Answer {
+        let completion = try #require(try Self.message(page.body)["completion"] as? String)
+        return try harness.json("POST", "/oauth/complete", ["completion": completion], token: token)
+    }
+
+    /// The whole flow, as the web app runs it; the completion's answer.
+    func connect(_ vendor: String, token: String = TestTokens.user(organizations: [42])) throws -> WebHarness.Answer {
+        try complete(try authorize(vendor, token: token), token: token)
     }
 
     func credentials() throws -> PostgresRows {
@@ -86,6 +97,8 @@ final class ConnectFlow {
         #expect(url.contains("redirect_uri=https%3A%2F%2Fconnect.example.test%2Foauth%2Fcallback"))
         #expect(url.contains("code_challenge_method=S256") && url.contains("state=" + state))
         #expect(!url.contains("code_verifier"))
+        let verifier = try #require(try flow.database.connect().query("SELECT code_verifier FROM oauth_pending")[0, "code_verifier"])
+        #expect(verifier.utf8.count == 43 && !url.contains(verifier))
 
         let page = try flow.callback(try flow.consent(url))
         #expect(page.status == 200, "\(page.body)")
@@ -96,9 +109,17 @@ final class ConnectFlow {
         #expect(csp.contains("default-src 'none'") && csp.contains("script-src 'nonce-") && !csp.contains("unsafe-eval"))
         #expect(page.body.contains(#"window.opener.postMessage(message, "https://app.example.test")"#))
         let message = try ConnectFlow.message(page.body)
-        #expect(message["status"] as? String == "connected")
+        #expect(message["status"] as? String == "authorized")
         #expect(message["vendor"] as? String == vendor && message["organization_id"] as? Int == 42)
-        #expect((message["sites"] as? [[String: Any]])?.map { $0["external_site_id"] as? String } == [site])
+        // Authorised, not connected: nothing is stored until the user who started completes it.
+        #expect(try flow.credentials().count == 0)
+        let held = try flow.database.connect().query("SELECT code_verifier, sealed_grant IS NOT NULL AS held FROM oauth_pending")
+        #expect(held[0, "code_verifier"] == "" && held[0, "held"] == "t")
+
+        let completed = try flow.complete(page, token: TestTokens.user("user-anna", organizations: [42]))
+        #expect(completed.status == 200, "\(completed.body)")
+        #expect(completed.json["vendor"] as? String == vendor && completed.json["reconnected"] as? Bool == false)
+        #expect((completed.json["sites"] as? [[String: Any]])?.map { $0["external_site_id"] as? String } == [site])
 
         // The credential decrypts to exactly the tokens the fake issued for this code.
         let exchange = try #require(try flow.exchanges().last)
@@ -118,15 +139,16 @@ final class ConnectFlow {
         let sites = try flow.database.connect().query("SELECT external_site_id, time_zone, is_active, credential_id FROM integration_site")
         #expect(sites.count == 1 && sites[0, "external_site_id"] == site && sites[0, "time_zone"] == zone && sites[0, "is_active"] == "t")
         #expect(sites[0, "credential_id"] == rows[0, "id"])
+        #expect(completed.json["credential_id"] as? Int == Int(rows[0, "id"]!))
 
         // No code, token, verifier or client secret in the page or the function's logs.
-        let pending = try flow.database.connect().query("SELECT code_verifier, used_at IS NOT NULL AS used FROM oauth_pending")
-        #expect(pending.count == 1 && pending[0, "used"] == "t")
-        for secret in [exchange["access_token"] as? String, exchange["refresh_token"] as? String, pending[0, "code_verifier"],
-                       "demo-\(vendor)-secret", "demo-enphase-key"].compactMap({ $0 }) {
-            #expect(!page.body.contains(secret) && !flow.harness.output.contains(secret), "a secret leaked")
+        let pending = try flow.database.connect().query("SELECT used_at IS NOT NULL AS used, sealed_grant, completed_at IS NOT NULL AS done FROM oauth_pending")
+        #expect(pending.count == 1 && pending[0, "used"] == "t" && pending[0, "sealed_grant"] == nil && pending[0, "done"] == "t")
+        let completion = try #require(message["completion"] as? String)
+        for secret in [exchange["access_token"] as? String, exchange["refresh_token"] as? String, "demo-\(vendor)-secret", "demo-enphase-key"].compactMap({ $0 }) {
+            #expect(!page.body.contains(secret) && !completed.body.contains(secret) && !flow.harness.output.contains(secret), "a secret leaked")
         }
-        #expect(!flow.harness.output.contains("\(vendor)-code-"))
+        #expect(!flow.harness.output.contains("\(vendor)-code-") && !flow.harness.output.contains(completion) && !flow.harness.output.contains(verifier))
     }
 
     @Test func aReconnectReplacesTheTokensAndReactivates() throws {
@@ -134,26 +156,55 @@ final class ConnectFlow {
         #expect(try flow.connect("enphase").status == 200)
         let first = try flow.credentials()
         try flow.database.connect().query("UPDATE integration_credential SET is_active = false, last_error = 'refresh refused'")
+        // A vendor's absurd expires_in (1e19 s) is capped at 366 days, not a crash.
+        try flow.vendors.control(["enphase": ["access_lifetime": 1e19]])
         let again = try flow.connect("enphase")
         #expect(again.status == 200)
-        #expect(try ConnectFlow.message(again.body)["reconnected"] as? Bool == true)
+        #expect(again.json["reconnected"] as? Bool == true)
         let second = try flow.credentials()
         #expect(second.count == 1 && second[0, "id"] == first[0, "id"] && second[0, "is_active"] == "t")
+        let expires = try #require(Int64(second[0, "expires"] ?? ""))
+        #expect(abs(expires - Int64(Date().timeIntervalSince1970) - 366 * 86_400) < 120)
         let tokens = try flow.plaintext(second[0, "encrypted_credentials"]!)
         #expect(tokens["refresh_token"] as? String == (try flow.exchanges().last?["refresh_token"] as? String))
         #expect(tokens["refresh_token"] as? String != (try flow.plaintext(first[0, "encrypted_credentials"]!)["refresh_token"] as? String))
+    }
+
+    @Test func onlyTheUserWhoStartedAFlowCompletesItOnce() throws {
+        let flow = try ConnectFlow()
+        let starter = TestTokens.user("user-anna", organizations: [42])
+        let page = try flow.authorize("enphase", token: starter)
+        #expect(page.status == 200)
+        // Someone else, even of the same organisation, holding the page's completion code.
+        let other = try flow.complete(page, token: TestTokens.user("user-mallory", organizations: [42]))
+        #expect(other.status == 403 && other.errorCode == "forbidden")
+        #expect(try flow.credentials().count == 0)
+        // A code nobody issued.
+        let unknown = try flow.harness.json("POST", "/oauth/complete", ["completion": "not-a-code"], token: starter)
+        #expect(unknown.status == 410)
+        // The starter, once; a second completion finds nothing.
+        #expect(try flow.complete(page, token: starter).status == 200)
+        #expect(try flow.complete(page, token: starter).status == 410)
+        #expect(try flow.credentials().count == 1)
+        // A starter whose token no longer grants the organisation.
+        let revoked = try flow.authorize("sma", token: starter)
+        #expect(try flow.complete(revoked, token: TestTokens.user("user-anna", organizations: [8])).status == 403)
+        #expect(try flow.credentials().count == 1)
     }
 
     @Test func aReplayedStateIsRefusedAndTheCodeNotRedeemedTwice() throws {
         let flow = try ConnectFlow()
         let started = try flow.start("sma")
         let query = try flow.consent(try #require(started.json["authorization_url"] as? String))
-        #expect(try flow.callback(query).status == 200)
+        let first = try flow.callback(query)
+        #expect(first.status == 200)
         let replay = try flow.callback(query)
         #expect(replay.status == 409)
         #expect(try ConnectFlow.message(replay.body)["error"].flatMap { ($0 as? [String: Any])?["code"] as? String } == "state_used")
+        #expect(try ConnectFlow.message(replay.body)["completion"] == nil)
         #expect(replay.body.contains("already used"))
         #expect(try flow.exchanges().count == 1, "the replay must not reach the vendor")
+        #expect(try flow.complete(first).status == 200)
         #expect(try flow.credentials().count == 1)
     }
 
@@ -189,6 +240,8 @@ final class ConnectFlow {
         #expect(try flow.exchanges().isEmpty)
         #expect(try flow.credentials().count == 0)
         #expect(try flow.callback(query, path: "/oauth/callback/enphase").status == 200)
+        // HEAD is no GET: a link checker cannot spend a state.
+        #expect(try flow.harness.request("HEAD", "/oauth/callback", query: query).status == 405)
     }
 
     @Test func onlyAGrantedOrganisationAndAValidTokenStartAFlow() throws {
@@ -222,7 +275,7 @@ final class ConnectFlow {
         let flow = try ConnectFlow()
         // Denied at the consent page.
         try flow.vendors.control(["sma": ["consent": ["grant": false]]])
-        let denied = try flow.connect("sma")
+        let denied = try flow.authorize("sma")
         #expect(denied.status == 403 && denied.body.contains("You declined access at SMA"))
         #expect(try ConnectFlow.message(denied.body)["status"] as? String == "error")
         try flow.vendors.control(["sma": ["consent": ["grant": true]]])
