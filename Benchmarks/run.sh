@@ -12,6 +12,7 @@ swift build -c release --product parquet-benchmark
 swift build -c release --product validator
 swift build -c release --product meterlake
 swift build -c release --product fetcher-solaredge
+swift build -c release --product ingest-api
 .build/release/reader-benchmark "$rows"
 echo
 python3 Benchmarks/parquet_benchmark.py .build/release/parquet-benchmark "$rows"
@@ -22,6 +23,8 @@ echo
 python3 Benchmarks/validator_benchmark.py .build/release/validator .build/release/meterlake "$rows"
 echo
 python3 Benchmarks/fetcher_benchmark.py .build/release/fetcher-solaredge 100 100
+echo
+python3 Benchmarks/ingest_api_benchmark.py .build/release/ingest-api .build/release/validator 500
 echo
 start_moto
 .build/release/s3-benchmark 200

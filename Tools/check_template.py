@@ -35,7 +35,9 @@ function = next(r for r in resources.values() if r["Type"] == "AWS::Lambda::Func
 assert function["Runtime"] == "provided.al2023" and function["Handler"] == "bootstrap", function
 urls = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::Lambda::Url"}
 assert urls.get("OAuthCallbackFunctionUrl", {}).get("AuthType") == "NONE", urls
-assert "Cors" not in urls["OAuthCallbackFunctionUrl"], "CORS is answered by the function, for the front end's origin only"
+for name in ("OAuthCallbackFunctionUrl", "IngestApiFunctionUrl"):
+    assert urls.get(name, {}).get("AuthType") == "NONE", (name, urls)
+    assert "Cors" not in urls[name], "CORS is answered by the function, for the front end's origin only"
 print("SAM transform OK:", ", ".join(kinds))
 with open("/tmp/meterlake-template-transformed.json", "w") as handle:
     json.dump(output, handle)

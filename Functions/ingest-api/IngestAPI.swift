@@ -33,6 +33,8 @@ struct IngestAPI {
     /// How long a presigned upload URL lives (seconds).
     let uploadURLLifetime: Int
     let clock: @Sendable () -> Int64
+    /// One database connection kept for the life of the environment (requests are served one at a time).
+    let connections: ConnectionKeeper
 
     static let maximumDryRunBytes = 6 * 1024 * 1024
     static let maximumJSONBytes = 64 * 1024
@@ -62,6 +64,7 @@ struct IngestAPI {
         }
         uploadURLLifetime = lifetime
         clock = WallClock.milliseconds
+        connections = ConnectionKeeper(database: database)
     }
 
     var function: WebFunction {
@@ -82,7 +85,7 @@ struct IngestAPI {
     // MARK: Helpers
 
     func connection() throws -> PostgresConnection {
-        do { return try database.connect() } catch {
+        do { return try connections.connection() } catch {
             throw APIError(status: 503, code: "database_unavailable", message: "the database cannot be reached; try again shortly")
         }
     }
@@ -397,5 +400,22 @@ struct IngestAPI {
                 JSONMember("warnings", .array(warnings)),
             ])
         }))]))
+    }
+}
+
+/// The environment's database connection, opened on first use and kept between invocations
+/// (libpq reconnects one that a frozen environment lost). One left inside a transaction by a
+/// failed request is replaced.
+final class ConnectionKeeper {
+    let database: DatabaseSettings
+    private var kept: PostgresConnection?
+
+    init(database: DatabaseSettings) { self.database = database }
+
+    func connection() throws -> PostgresConnection {
+        if let kept, !kept.inTransaction { return kept }
+        let fresh = try database.connect()
+        kept = fresh
+        return fresh
     }
 }
