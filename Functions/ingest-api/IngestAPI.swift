@@ -35,6 +35,8 @@ struct IngestAPI {
     let clock: @Sendable () -> Int64
     /// One database connection kept for the life of the environment (requests are served one at a time).
     let connections: ConnectionKeeper
+    /// `/health/full` answers from the last check for 15 s: an anonymous flood costs no database work.
+    let healthCache = HealthCache(seconds: 15)
 
     static let maximumDryRunBytes = 6 * 1024 * 1024
     static let maximumJSONBytes = 64 * 1024
@@ -65,6 +67,18 @@ struct IngestAPI {
         uploadURLLifetime = lifetime
         clock = WallClock.milliseconds
         connections = ConnectionKeeper(database: database)
+    }
+
+    /// The validator's checks with limits for a request, not a landed file: at most 64 MiB
+    /// decompressed (a 6 MB body at most ~10×), Parquet pages and chunks sized for a 512 MB function.
+    var dryRunConfiguration: ValidatorConfiguration {
+        var configuration = validator
+        configuration.limits.maximumDecompressedBytes = 64 * 1024 * 1024
+        configuration.limits.maximumDocumentBytes = 64 * 1024 * 1024
+        configuration.limits.parquet.maximumPageBytes = 16 * 1024 * 1024
+        configuration.limits.parquet.maximumChunkBytes = 64 * 1024 * 1024
+        configuration.maximumReportedViolations = 200
+        return configuration
     }
 
     var function: WebFunction {
@@ -153,13 +167,16 @@ struct IngestAPI {
         let now = clock() / 1000
         let id = Hex.encode(SecureRandom.bytes(8))
         let key = "raw/manual/\(organizationID)/\(Timestamp.day(epochSeconds: now))/\(id)_\(name)"
-        let url = try store.presignedURL(method: "PUT", key: key, expires: uploadURLLifetime, now: now, headers: [("content-length", String(size))])
+        // Signed headers the client must send as they are: the size, and create-only (S3 refuses a
+        // second PUT to the key, so a used URL cannot replace the file).
+        let signed = [("content-length", String(size)), ("if-none-match", "*")]
+        let url = try store.presignedURL(method: "PUT", key: key, expires: uploadURLLifetime, now: now, headers: signed)
         context.lambda.logger.info("upload presigned", metadata: [
             "organizationId": .stringConvertible(organizationID), "key": .string(key), "size": .stringConvertible(size),
         ])
         return .json(.object([
             JSONMember("key", .string(key)), JSONMember("upload_url", .string(url)), JSONMember("method", .string("PUT")),
-            JSONMember("headers", .object([JSONMember("content-length", .string(String(size)))])),
+            JSONMember("headers", .object(signed.map { JSONMember($0.0, .string($0.1)) })),
             JSONMember("expires_at", Self.time(now + Int64(uploadURLLifetime))),
         ]), status: 201)
     }
@@ -173,13 +190,21 @@ struct IngestAPI {
         do { lakeKey = try LakeKey(key) } catch {
             throw APIError.badRequest("key is not an upload key: \(error)", code: "bad_key")
         }
+        guard lakeKey.source == .manual || lakeKey.source == .snowflake else {
+            throw APIError.badRequest("status is kept for uploads: keys under raw/manual/ and raw/snowflake/", code: "bad_key")
+        }
         _ = try context.organization(lakeKey.organizationID, of: user)
         let entry = try IngestionLog(connection: try connection()).latest(key: key)
         var status: String
         var errors: JSONValue = .array([])
         if let entry {
             status = entry.status == .processing ? "pending" : entry.status.rawValue
-            if case .array(let list)? = try? JSONParser.parse(Array(entry.errors.utf8)) { errors = .array(Array(list.prefix(21))) }
+            if entry.status == .failed {
+                // A transient failure's text is ours (a database or S3 message may name a host): not shown.
+                errors = .array([.object([JSONMember("reason", .string("a transient failure; the validator retries the file while it waits in raw/"))])])
+            } else if case .array(let list)? = try? JSONParser.parse(Array(entry.errors.utf8)) {
+                errors = .array(Array(list.prefix(21)))
+            }
         } else {
             guard try store.head(key) != nil else {
                 throw APIError.notFound("nothing has landed at this key yet (the upload has not finished, or the key is wrong)")
@@ -225,6 +250,9 @@ struct IngestAPI {
         let body = context.request.body
         guard !body.isEmpty else { throw APIError(status: 422, code: "empty_file", message: "send the file as the request body") }
         let gzip = body.starts(with: [0x1F, 0x8B])
+        guard !(gzip && format == "parquet") else {
+            throw APIError(status: 422, code: "gzip_parquet", message: "Parquet files are compressed inside; send them without gzip")
+        }
         let name = "upload.\(format)" + (gzip && format != "parquet" ? ".gz" : "")
         let path = validator.scratchDirectory + "/meterlake-dry-run-" + Hex.encode(SecureRandom.bytes(8)) + "." + format
         guard FileIO.write(body, to: path, exclusive: true) else {
@@ -232,7 +260,8 @@ struct IngestAPI {
         }
         defer { unlink(path) }
         let report = DryRun.report(path: path, name: name, size: Int64(body.count), sha256: Hex.encode(SHA256.hash(body)), source: .manual,
-                                   organizationID: organizationID, configuration: validator, now: clock())
+                                   organizationID: organizationID, configuration: dryRunConfiguration, now: clock(),
+                                   keepGoing: { context.lambda.remainingTime > .seconds(5) })
         return WebResponse(status: 200, headers: ["content-type": "application/json"], body: report)
     }
 
@@ -337,12 +366,13 @@ struct IngestAPI {
     /// share, each with its latency; 503 when the database or the lake fails. No secret and no
     /// error text from a library (which could name a host or user) is shown: only states.
     func fullHealth(_ context: RouteContext) throws -> WebResponse {
+        if let cached = healthCache.answer(now: clock()) { return cached }
         var checks: [JSONMember] = []
         var healthy = true
         var started = clock()
         var health: IngestionHealth?
         do {
-            let connection = try database.connect()
+            let connection = try connections.connection()
             _ = try connection.query("SELECT 1")
             let databaseMilliseconds = clock() - started
             checks.append(JSONMember("database", .object([JSONMember("ok", .bool(true)), JSONMember("latency_ms", .number(String(databaseMilliseconds)))])))
@@ -358,14 +388,14 @@ struct IngestAPI {
             let share = health.filesLastDay == 0 ? 0 : Double(health.failedLastDay) / Double(health.filesLastDay)
             checks.append(JSONMember("ingestion", .object([
                 JSONMember("newest_age_seconds", health.newestAgeSeconds.map { .number(String($0)) } ?? .null),
-                JSONMember("files_last_24h", .number(String(health.filesLastDay))), JSONMember("failed_last_24h", .number(String(health.failedLastDay))),
                 JSONMember("failure_share_last_24h", .number(String(Double(Int(share * 10_000)) / 10_000))),
                 JSONMember("latency_ms", .number(String(clock() - started))),
             ])))
         }
         started = clock()
         do {
-            _ = try store.head("health/probe")
+            // A HEAD under the prefix the function may read: a 404 proves the lake answers.
+            _ = try store.head("raw/manual/health-probe")
             checks.append(JSONMember("lake", .object([JSONMember("ok", .bool(true)), JSONMember("latency_ms", .number(String(clock() - started)))])))
         } catch {
             healthy = false
@@ -373,8 +403,10 @@ struct IngestAPI {
                                                        JSONMember("error", .string("unreachable or refusing"))])))
             context.lambda.logger.warning("health: lake check failed", metadata: ["error": .string(String(describing: error))])
         }
-        return .json(.object([JSONMember("status", .string(healthy ? "ok" : "degraded")), JSONMember("checks", .object(checks))]),
-                     status: healthy ? 200 : 503)
+        let answer = WebResponse.json(.object([JSONMember("status", .string(healthy ? "ok" : "degraded")), JSONMember("checks", .object(checks))]),
+                                      status: healthy ? 200 : 503)
+        healthCache.keep(answer, now: clock())
+        return answer
     }
 
     func credentialHealth(_ context: RouteContext) throws -> WebResponse {
@@ -418,4 +450,19 @@ final class ConnectionKeeper {
         kept = fresh
         return fresh
     }
+}
+
+/// The last `/health/full` answer, reused for a few seconds.
+final class HealthCache {
+    let milliseconds: Int64
+    private var kept: (answer: WebResponse, at: Int64)?
+
+    init(seconds: Int64) { milliseconds = seconds * 1000 }
+
+    func answer(now: Int64) -> WebResponse? {
+        guard let kept, now - kept.at < milliseconds else { return nil }
+        return kept.answer
+    }
+
+    func keep(_ answer: WebResponse, now: Int64) { kept = (answer, now) }
 }

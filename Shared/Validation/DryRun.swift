@@ -7,8 +7,10 @@ import Store
 /// (duplicates beyond the reader's memory, readings already stored) is not checked.
 public enum DryRun {
     /// The report of the file at `path` (`name` guides format detection, as a key's extension does).
+    /// - Parameter keepGoing: Asked before each batch; false (the invocation's time runs short)
+    ///   ends the read with the report so far, saying so.
     public static func report(path: String, name: String, size: Int64, sha256: String, source: SourceSystem, organizationID: Int64,
-                              configuration: ValidatorConfiguration, now: Int64) -> [UInt8] {
+                              configuration: ValidatorConfiguration, now: Int64, keepGoing: () -> Bool = { true }) -> [UInt8] {
         var report = FileReport(key: name, sha256: sha256, size: size, status: .quarantined, reason: "",
                                 violations: ViolationSample(capacity: configuration.maximumReportedViolations))
         do {
@@ -18,6 +20,11 @@ public enum DryRun {
                 report.violations.add(batch.violations)
                 report.summary.rowsProcessed += batch.rowsProcessed
                 report.summary.rowsRejected += batch.rowsRejected
+                guard keepGoing() else {
+                    report.reason = "the dry run stopped after \(report.summary.rowsProcessed) rows: its time ran out (validate a smaller file)"
+                    report.fileError = "time limit"
+                    return report.json
+                }
             }
         } catch {
             report.reason = "the file is structurally broken: \(error)"

@@ -5,5 +5,6 @@ extension Migration {
         CREATE INDEX ingestion_log_key ON ingestion_log (key, finished_at DESC);
         CREATE INDEX ingestion_log_organization_sha256 ON ingestion_log (organization_id, sha256);
         CREATE INDEX ingestion_log_finished ON ingestion_log (finished_at);
+        CREATE INDEX ingestion_log_started ON ingestion_log (started_at);
         """)
 }

@@ -43,7 +43,8 @@ final class IngestFlow {
         let file = try scratchFile(bytes)
         defer { try? FileManager.default.removeItem(atPath: file) }
         let curl = try ChildProcess("/usr/bin/curl", arguments: [
-            "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "content-length: \(contentLength ?? bytes.count)", "--upload-file", file, url,
+            "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "content-length: \(contentLength ?? bytes.count)", "-H", "if-none-match: *",
+            "--upload-file", file, url,
         ], environment: ["PATH": "/usr/bin:/bin"])
         _ = try curl.waitForExit(timeout: 30)
         return Int32(curl.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
@@ -62,14 +63,16 @@ final class IngestFlow {
         let day = Timestamp.day(epochSeconds: Int64(Date().timeIntervalSince1970))
         #expect(key.hasPrefix("raw/manual/42/\(day)/") && key.hasSuffix("_M_rz_Export__final_.csv"), "\(key)")
         #expect(presigned.json["method"] as? String == "PUT")
-        #expect((presigned.json["headers"] as? [String: String])?["content-length"] == String(file.count))
+        #expect((presigned.json["headers"] as? [String: String]) == ["content-length": String(file.count), "if-none-match": "*"])
         let url = try #require(presigned.json["upload_url"] as? String)
-        #expect(url.contains("X-Amz-Expires=900") && url.contains("X-Amz-SignedHeaders=content-length%3Bhost"))
+        #expect(url.contains("X-Amz-Expires=900") && url.contains("X-Amz-SignedHeaders=content-length%3Bhost%3Bif-none-match"))
         #expect(!flow.harness.output.contains("X-Amz-Signature"), "a presigned URL must never be logged")
 
         // Not uploaded yet: nothing there.
         #expect(try flow.harness.json("GET", "/uploads/status", nil, token: token, query: "key=\(PercentEncoding.encode(key))").status == 404)
         #expect(try flow.put(url, file) == 200)
+        // Create-only: the same URL cannot replace what landed.
+        #expect(try flow.put(url, IngestFlow.csv(rows: 12, site: "site-x")) == 412)
         let pending = try flow.harness.json("GET", "/uploads/status", nil, token: token, query: "key=\(PercentEncoding.encode(key))")
         #expect(pending.status == 200 && pending.json["status"] as? String == "pending")
 
@@ -118,6 +121,7 @@ final class IngestFlow {
         let refused = try flow.harness.json("GET", "/uploads/status", nil, token: token, query: "key=\(PercentEncoding.encode(foreign))")
         #expect(refused.status == 403 && refused.errorCode == "forbidden")
         #expect(try flow.harness.json("GET", "/uploads/status", nil, token: token, query: "key=validated%2Fx").status == 400)
+        #expect(try flow.harness.json("GET", "/uploads/status", nil, token: token, query: "key=raw%2Fsolaredge%2F42%2F2026-03-01%2Fa.json").status == 400)
         #expect(try flow.harness.json("POST", "/uploads", ["organization_id": 7, "file_name": "a.csv", "size": 5], token: token).status == 403)
 
         let names: [(String, Int, String?)] = [
@@ -172,6 +176,8 @@ final class IngestFlow {
         #expect(try flow.validator.count("SELECT count(*) AS n FROM ingestion_log") == 0)
         #expect(try flow.store.list(prefix: "").isEmpty)
         #expect(try flow.harness.request("POST", "/validate", query: "organization_id=42&format=xlsx", headers: ["authorization": "Bearer " + token], body: [1]).status == 400)
+        #expect(try flow.harness.request("POST", "/validate", query: "organization_id=42&format=parquet", headers: ["authorization": "Bearer " + token],
+                                         body: [0x1F, 0x8B, 8, 0], base64: true).status == 422)
         #expect(try flow.harness.request("POST", "/validate", query: "organization_id=7&format=csv", headers: ["authorization": "Bearer " + token], body: [1]).status == 403)
     }
 
@@ -218,7 +224,8 @@ final class IngestFlow {
         #expect(live.status == 200, "\(live.body)")
         let checks = try #require(live.json["checks"] as? [String: Any])
         #expect((checks["database"] as? [String: Any])?["ok"] as? Bool == true && (checks["lake"] as? [String: Any])?["ok"] as? Bool == true)
-        #expect((checks["ingestion"] as? [String: Any])?["files_last_24h"] as? Int == 0)
+        #expect((checks["ingestion"] as? [String: Any])?["failure_share_last_24h"] as? Double == 0)
+        #expect((checks["ingestion"] as? [String: Any])?["files_last_24h"] == nil, "no counts for anonymous callers")
 
         // Expiry warnings: an API-key token at 8, 7 and 0 days, an OAuth token left expired.
         let connection = try flow.database.connect()
