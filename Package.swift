@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "fetcher-sma", targets: ["fetcher-sma"]),
         .executable(name: "oauth-callback", targets: ["oauth-callback"]),
         .executable(name: "ingest-api", targets: ["ingest-api"]),
+        .executable(name: "maintenance", targets: ["maintenance"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -109,6 +110,10 @@ let package = Package(
             name: "ingest-api",
             dependencies: ["WebAPI", "Validation", "Fetching", "Vendors", "Store", "Postgres", "Lake", "LambdaRuntime", "Core", "Cryptography"],
             path: "Functions/ingest-api", swiftSettings: strict),
+
+        .executableTarget(
+            name: "maintenance", dependencies: ["Store", "Postgres", "LambdaRuntime", "Core", .product(name: "Logging", package: "swift-log")],
+            path: "Functions/maintenance", swiftSettings: strict),
 
         // MARK: - Operator tools
         .executableTarget(

@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source Tools/requirements.sh
 ensure_requirements
-echo "==> building the validator, the SolarEdge, GoodWe, Enphase and SMA fetchers and the meterlake command"
-for product in validator fetcher-solaredge fetcher-goodwe fetcher-enphase fetcher-sma meterlake; do
+echo "==> building the validator, the SolarEdge, GoodWe, Enphase and SMA fetchers, the maintenance function and the meterlake command"
+for product in validator fetcher-solaredge fetcher-goodwe fetcher-enphase fetcher-sma maintenance meterlake; do
     swift build --product "$product" 2>&1 | tail -n 1
 done
 source Tests/services.sh
@@ -34,4 +34,5 @@ export METERLAKE_ENCRYPTION_KEY="${METERLAKE_ENCRYPTION_KEY:-$(head -c 32 /dev/u
 
 lake="${METERLAKE_LAKE_DIR:-$(mktemp -d /tmp/meterlake-lake.XXXXXX)}"
 echo
-.build/debug/meterlake local --lake "$lake" --validator .build/debug/validator --fetchers .build/debug --samples docs/samples
+.build/debug/meterlake local --lake "$lake" --validator .build/debug/validator --fetchers .build/debug \
+    --maintenance .build/debug/maintenance --samples docs/samples

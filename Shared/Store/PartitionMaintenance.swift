@@ -60,8 +60,10 @@ public enum PartitionMaintenance {
         }
     }
 
-    /// Drops the partitions whose every instant is older than `retentionDays` before `now`.
-    /// A partition holding even one instant inside the window is kept. Returns those dropped.
+    /// Drops the partitions whose every instant is older than `retentionDays` before `now`, and
+    /// whose hours have no pending dirty range (their aggregates are final). A partition holding
+    /// even one instant inside the window is kept. Each drop is recorded in `partition_drop` with
+    /// its row count, in the drop's transaction. Returns those dropped.
     @discardableResult
     public static func dropExpired(now: Int64, retentionDays: Int = retentionDays, connection: PostgresConnection) throws -> [String] {
         let cutoff = now - Int64(retentionDays) * 86_400
@@ -74,8 +76,24 @@ public enum PartitionMaintenance {
             guard let name = row[0], let month = parse(name) else { continue }
             // The partition covers [start(month), start(month + 1)): drop only if that end is past.
             guard start(monthIndex: month + 1) <= cutoff else { continue }
-            try connection.query("DROP TABLE \(name)")
-            dropped.append(name)
+            let lower = String(start(monthIndex: month)), upper = String(start(monthIndex: month + 1))
+            let done = try connection.transaction { () throws -> Bool in
+                // Loads mark ranges in their own transactions; this lock keeps a load of this month
+                // from landing between the check and the drop (it waits, then finds no partition).
+                try connection.query("LOCK TABLE \(name) IN ACCESS EXCLUSIVE MODE")
+                let pending = try connection.query("""
+                    SELECT count(*) AS n FROM aggregate_dirty WHERE first_hour < to_timestamp($2) AND last_hour >= to_timestamp($1)
+                    """, [lower, upper])
+                guard pending[0, "n"] == "0" else { return false }
+                let count = try connection.query("SELECT count(*) AS n FROM \(name)")[0, "n"]!
+                try connection.query("""
+                    INSERT INTO partition_drop (name, month_start, rows_dropped) VALUES ($1, to_timestamp($2), $3)
+                    ON CONFLICT (name) DO UPDATE SET dropped_at = now(), rows_dropped = partition_drop.rows_dropped + EXCLUDED.rows_dropped
+                    """, [name, lower, count])
+                try connection.query("DROP TABLE \(name)")
+                return true
+            }
+            if done { dropped.append(name) }
         }
         return dropped
     }

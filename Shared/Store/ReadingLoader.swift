@@ -124,8 +124,17 @@ public final class ReadingLoader {
                 guard !readings.isEmpty else { continue }
                 try ensurePartitions(for: readings, state: &state, summary: &summary)
                 try write(readings, meterIDs: meterIDs, ingestionID: summary.ingestionID, state: &state, summary: &summary)
+                for (reading, meter) in zip(readings, meterIDs) {
+                    let hour = floorDivide(reading.timestamp, 3600) * 3600
+                    if let range = state.dirty[meter] {
+                        if hour < range.first || hour > range.last { state.dirty[meter] = (min(range.first, hour), max(range.last, hour)) }
+                    } else {
+                        state.dirty[meter] = (hour, hour)
+                    }
+                }
             }
             guard decide(summary) else { throw Declined() }
+            try markDirty(state.dirty)
             try IngestionLog(connection: connection).close(
                 id: summary.ingestionID, summary, errors: ViolationReport.json(violations), destination: file.destination)
             return .loaded(summary)
@@ -137,6 +146,20 @@ public final class ReadingLoader {
 
     // MARK: - Steps
 
+    /// Records the hours the file wrote, one range per meter, in the load's transaction: the
+    /// maintenance function recomputes their aggregates (docs/aggregates.md). A plain INSERT with
+    /// no unique key, so concurrent loads never wait on each other here.
+    private func markDirty(_ dirty: [Int64: (first: Int64, last: Int64)]) throws {
+        guard !dirty.isEmpty else { return }
+        let meters = dirty.keys.sorted()
+        try connection.query("""
+            INSERT INTO aggregate_dirty (meter_id, first_hour, last_hour)
+            SELECT meter, to_timestamp(first), to_timestamp(last) FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS d (meter, first, last)
+            """, ["{" + meters.map(String.init).joined(separator: ",") + "}",
+                  "{" + meters.map { String(dirty[$0]!.first) }.joined(separator: ",") + "}",
+                  "{" + meters.map { String(dirty[$0]!.last) }.joined(separator: ",") + "}"])
+    }
+
     private struct LoadState {
         let file: IngestedFile
         var partitions = Set<Int>()
@@ -144,6 +167,9 @@ public final class ReadingLoader {
         var upsertMode = false
         var stagingReady = false
         var seenReady = false
+        /// Per meter, the first and last hour (Unix seconds) this file wrote: what the aggregates
+        /// must recompute (a range, so memory grows with meters, not rows).
+        var dirty: [Int64: (first: Int64, last: Int64)] = [:]
     }
 
     /// Meters remembered for the file's later batches; past this many the cache starts afresh

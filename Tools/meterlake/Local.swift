@@ -15,7 +15,7 @@ import Glibc
 /// prints what happened.
 enum LocalRun {
     static func run(_ arguments: ArraySlice<String>, environment: Environment) throws(Failure) -> String {
-        let parsed = try options(arguments, allowed: ["lake", "validator", "samples", "fetchers"])
+        let parsed = try options(arguments, allowed: ["lake", "validator", "samples", "fetchers", "maintenance"])
         guard parsed.positional.isEmpty else { throw .usage("local takes only options") }
         let here = ExecutablePath.directory()
         let validator = parsed.named["validator"] ?? here + "/validator"
@@ -79,7 +79,21 @@ enum LocalRun {
                 throw Failure.refused("the validator failed:\n" + String(decoding: FileIO.readAll(scratch + "/response.json") ?? [], as: UTF8.self)
                     + String(decoding: FileIO.readAll(scratch + "/log.txt") ?? [], as: UTF8.self))
             }
-            return fetched + (try summary(response, lake: lake, store: store, connection: connection, validator: validator))
+            var out = fetched + (try summary(response, lake: lake, store: store, connection: connection, validator: validator))
+            // The maintenance function's schedule, once: the aggregates of what was loaded.
+            let maintenance = parsed.named["maintenance"] ?? here + "/maintenance"
+            if access(maintenance, X_OK) == 0 {
+                guard FileIO.write(Array(#"{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}"#.utf8), to: scratch + "/schedule.json") else {
+                    throw Failure.refused("cannot write \(scratch)/schedule.json")
+                }
+                let ran = try Spawn.run(maintenance, ["--event", scratch + "/schedule.json"], standardOutput: scratch + "/maintenance.json",
+                                        standardError: scratch + "/maintenance.txt")
+                guard ran == 0, let body = FileIO.readAll(scratch + "/maintenance.json"), let answer = try? JSONParser.parse(body) else {
+                    throw Failure.refused("the maintenance function failed:\n" + String(decoding: FileIO.readAll(scratch + "/maintenance.txt") ?? [], as: UTF8.self))
+                }
+                out += "\n\n" + (try AggregateCommands.summary(answer, maintenance: maintenance, connection: connection))
+            }
+            return out
         } catch let failure as Failure {
             throw failure
         } catch {

@@ -22,20 +22,26 @@ let usageText = """
                                              METERLAKE_ENCRYPTION_KEY, then ..._PREVIOUS
       state issue --org N --vendor V         print a signed OAuth state (METERLAKE_STATE_SECRET)
       state verify --vendor V STATE          print the state's payload as JSON, or why it is refused
-      local [--lake DIR] [--validator PATH] [--samples DIR]
+      local [--lake DIR] [--validator PATH] [--samples DIR] [--fetchers DIR] [--maintenance PATH]
                                              the main job on one machine: drop sample files (good,
                                              partly bad, broken) into a local lake's raw/, run the
-                                             built validator on their event, print the outcome
-                                             (needs DATABASE_URL; Tools/local.sh provides one)
+                                             built validator on their event, then the built
+                                             maintenance function, print the outcome and the
+                                             aggregates (needs DATABASE_URL; Tools/local.sh provides one)
       credential add --org N --vendor V      read the credential's plaintext JSON on stdin, check its
                                              members, seal it, store it active; print its id
       site add --org N --vendor V --site EXT [--time-zone ZONE] [--credential ID]
                                              register (or update) an active site; the credential
                                              defaults to the organisation's one active credential
                                              of that vendor
+      aggregates verify [--org N] [--from DAY] [--to DAY]
+                                             recompute the aggregates from the readings (hourly, and
+                                             daily/monthly where readings are kept, else from the
+                                             hourly rows) and list every difference; exit 1 if any
       migrate                                apply the database migrations to DATABASE_URL (safe to re-run)
       partitions                             create this and the next two months' reading partitions
-                                             and drop those wholly older than 90 days
+                                             and drop those wholly older than 90 days whose
+                                             aggregates are final (no pending dirty range)
       help                                   show this text
 
     vendors: enphase, goodwe, sma, solaredge. Exit status: 0 done, 1 refused, 2 usage error.
@@ -108,6 +114,8 @@ func run(_ arguments: ArraySlice<String>, environment: Environment) throws(Failu
         }
     case "state":
         return try state(arguments.dropFirst(), environment: environment)
+    case "aggregates":
+        return try AggregateCommands.run(arguments.dropFirst(), environment: environment)
     case "local":
         return try LocalRun.run(arguments.dropFirst(), environment: environment)
     case "credential":
