@@ -47,7 +47,9 @@ public enum PartitionMaintenance {
         // Names and bounds are made here from integers, never from input: safe to splice.
         let created = try connection.query("SELECT to_regclass($1) IS NOT NULL AS present", [name])
         if created[0, "present"] == "t" { return nil }
-        try connection.query("CREATE TABLE \(name) PARTITION OF meter_reading FOR VALUES FROM ('\(lower)') TO ('\(upper)')")
+        // IF NOT EXISTS: the catalog lookup above may not yet see a partition another session
+        // committed while this one waited for the lock.
+        try connection.query("CREATE TABLE IF NOT EXISTS \(name) PARTITION OF meter_reading FOR VALUES FROM ('\(lower)') TO ('\(upper)')")
         return name
     }
 

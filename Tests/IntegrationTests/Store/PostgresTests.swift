@@ -283,11 +283,17 @@ let march2026: Int64 = 1_772_323_200  // 2026-03-01T00:00:00Z
             SELECT id, 'monthly', '2026-07-01', '2026-08-01', 100, 744 FROM meter
             """)
 
+        // The load's hours wait for their aggregates: nothing is final, nothing is dropped.
+        #expect(try PartitionMaintenance.dropExpired(now: now, connection: connection) == [])
+        #expect(try Aggregates(connection: connection).pass().rangesClaimed == 1)
         #expect(try PartitionMaintenance.dropExpired(now: now, connection: connection) == ["meter_reading_y2026m07"])
+        let recorded = try connection.query("SELECT name, rows_dropped, month_start = '2026-07-01T00:00:00Z' AS july FROM partition_drop")
+        #expect(recorded.count == 1 && recorded[0, "name"] == "meter_reading_y2026m07" && recorded[0, "rows_dropped"] == "1" && recorded[0, "july"] == "t")
         // August still holds 2026-08-31, inside the window: kept, with its row.
         let left = try connection.query("SELECT count(*) AS n, min(\"timestamp\") AS first FROM meter_reading")
         #expect(left[0, "n"] == "1")
-        #expect(try connection.query("SELECT count(*) AS n FROM meter_aggregate")[0, "n"] == "1", "aggregates are kept for ever")
+        #expect(try connection.query("SELECT count(*) AS n FROM meter_aggregate WHERE period = 'monthly' AND period_start = '2026-07-01T00:00:00Z'")[0, "n"] == "1",
+                "aggregates are kept for ever")
         #expect(try PartitionMaintenance.dropExpired(now: now, connection: connection) == [])
         #expect(try PartitionMaintenance.dropExpired(now: now + 86_400, connection: connection) == ["meter_reading_y2026m08"])
     }
