@@ -155,9 +155,23 @@ check_web() {
     fi
 }
 
+# The maintenance function: it starts, and a scheduled event reaches for the (absent) database.
+check_maintenance() {
+    local name="$1" outcomes
+    echo "==> checking dist/$name.zip in an empty root"
+    outcomes=$(run_in_empty_root "dist/$name.zip" /ca/test-ca.pem '{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}')
+    if echo "$outcomes" | grep -q 'Maintenance.Transient' && echo "$outcomes" | grep -q 'cannot reach PostgreSQL'; then
+        echo "    starts and serves a scheduled event: yes"
+    else
+        echo "    starts and serves a scheduled event: NO"; failed=1
+        echo "--- outcomes:"; echo "$outcomes"; echo "--- function output:"; cat "$check/function.log"
+    fi
+}
+
 for name in "${functions[@]}"; do
     case "$name" in
         fetcher-*) check_fetcher "$name"; continue ;;
+        maintenance) check_maintenance "$name"; continue ;;
         oauth-callback|ingest-api) check_web "$name"; continue ;;
         validator) ;;
         *) echo "no empty-root scenario for $name yet" >&2; failed=1; continue ;;

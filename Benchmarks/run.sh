@@ -13,6 +13,7 @@ swift build -c release --product validator
 swift build -c release --product meterlake
 swift build -c release --product fetcher-solaredge
 swift build -c release --product ingest-api
+swift build -c release --product maintenance
 .build/release/reader-benchmark "$rows"
 echo
 python3 Benchmarks/parquet_benchmark.py .build/release/parquet-benchmark "$rows"
@@ -25,6 +26,8 @@ echo
 python3 Benchmarks/fetcher_benchmark.py .build/release/fetcher-solaredge 100 100
 echo
 python3 Benchmarks/ingest_api_benchmark.py .build/release/ingest-api .build/release/validator 500
+echo
+python3 Benchmarks/maintenance_benchmark.py .build/release/maintenance 1000
 echo
 start_moto
 .build/release/s3-benchmark 200

@@ -409,27 +409,21 @@ struct IngestAPI {
         return answer
     }
 
+    /// Per credential, the states of the maintenance function's credential watch
+    /// (docs/aggregates.md): `expires_within_7_days`, `token_not_refreshed`, `inactive`, `failing`.
     func credentialHealth(_ context: RouteContext) throws -> WebResponse {
-        let (_, credentials) = try summaries(context)
+        let (organizationID, credentials) = try summaries(context)
+        let warnings = try Integrations(connection: try connection()).warnings(organizationID: organizationID)
         let now = clock() / 1000
         return .json(.object([JSONMember("credentials", .array(credentials.map { credential in
             let expiring = credential.tokenExpiresAt.map { $0 - now <= 7 * 86_400 } ?? false
-            var warnings: [JSONValue] = []
-            if !credential.isActive { warnings.append(.string("inactive")) }
-            // An OAuth access token is short-lived and renewed by the fetcher: only one left
-            // expired for over an hour is a problem. Any other expiring token needs its owner.
-            if credential.authType == "oauth2" {
-                if let expires = credential.tokenExpiresAt, expires < now - 3600, credential.isActive { warnings.append(.string("token_not_refreshed")) }
-            } else if expiring {
-                warnings.append(.string("token_expires_within_7_days"))
-            }
-            if credential.lastError != nil { warnings.append(.string("last_use_failed")) }
+            let states = warnings.filter { $0.credentialID == credential.id }.map { JSONValue.string($0.state.rawValue) }
             return .object([
                 JSONMember("id", .number(String(credential.id))), JSONMember("vendor", .string(credential.vendor.rawValue)),
                 JSONMember("is_active", .bool(credential.isActive)), JSONMember("last_used_at", Self.time(credential.lastUsedAt)),
                 JSONMember("last_error", credential.lastError.map(JSONValue.string) ?? .null),
                 JSONMember("token_expires_at", Self.time(credential.tokenExpiresAt)), JSONMember("expiring_within_7_days", .bool(expiring)),
-                JSONMember("warnings", .array(warnings)),
+                JSONMember("warnings", .array(states)),
             ])
         }))]))
     }

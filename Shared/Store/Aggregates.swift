@@ -299,7 +299,7 @@ public struct CredentialWarning: Sendable, Equatable {
 extension Integrations {
     /// Every credential that needs attention, one entry per state it is in (docs/aggregates.md,
     /// "credential watch"). Credentials deleted by their organisation are not reported.
-    public func warnings() throws -> [CredentialWarning] {
+    public func warnings(organizationID: Int64? = nil) throws -> [CredentialWarning] {
         let rows = try connection.query("""
             SELECT c.id, c.organization_id, s.name AS vendor, c.auth_type, c.is_active, c.last_error,
                    extract(epoch FROM c.token_expires_at)::bigint AS expires,
@@ -308,9 +308,9 @@ extension Integrations {
                    (NOT c.is_active) AS inactive,
                    (c.is_active AND c.last_error IS NOT NULL AND c.updated_at > now() - interval '1 day') AS failing
             FROM integration_credential c JOIN data_source s ON s.id = c.data_source_id
-            WHERE c.encrypted_credentials <> ''
+            WHERE c.encrypted_credentials <> '' AND ($1::bigint IS NULL OR c.organization_id = $1::bigint)
             ORDER BY c.id
-            """)
+            """, [organizationID.map(String.init)])
         var warnings: [CredentialWarning] = []
         for row in 0..<rows.count {
             let states: [(String, CredentialWarning.State)] = [("expiring", .expiresWithin7Days), ("stale", .tokenNotRefreshed),

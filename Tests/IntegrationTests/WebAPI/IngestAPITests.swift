@@ -239,7 +239,7 @@ final class IngestFlow {
         let health = try flow.harness.json("GET", "/health/credentials", nil, token: token, query: "organization_id=42")
         let listed = try #require(health.json["credentials"] as? [[String: Any]])
         #expect(listed.map { $0["expiring_within_7_days"] as? Bool } == [false, true, true, true])
-        #expect(listed.map { ($0["warnings"] as? [String]) ?? [] } == [[], ["token_expires_within_7_days"], ["token_expires_within_7_days"], ["token_not_refreshed"]])
+        #expect(listed.map { ($0["warnings"] as? [String]) ?? [] } == [[], ["expires_within_7_days"], ["expires_within_7_days"], ["token_not_refreshed"]])
         #expect(!health.body.contains("sealed"))
 
         // The same function with its database down: liveness still answers, the full check says what failed.
