@@ -410,7 +410,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         code = f"{vendor}-code-{uuid.uuid4().hex}"
         with lock:
             codes[code] = {"vendor": vendor, "redirect_uri": redirect, "challenge": query.get("code_challenge"), "sees": list(consent["sees"]),
-                           "expires": time.time() + 600, "used": False, "issued": []}
+                           "expires": time.time() + 600, "used": False, "issued": [], "refresh": consent.get("issue_refresh", True)}
         return self.redirect(redirect, {"code": code, "state": query.get("state", "")})
 
     def redirect(self, target, parameters):
@@ -452,8 +452,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             cfg["access_tokens"][access] = {sees: grant["sees"], "expires_at": time.time() + cfg["access_lifetime"], "calls": 0}
             grant["issued"].append((access, refresh))
             entry["access_token"], entry["refresh_token"] = access, refresh
-        return self.reply(200, {"access_token": access, "token_type": "bearer", "refresh_token": refresh, "expires_in": cfg["access_lifetime"],
-                                "scope": "read write"})
+        answer = {"access_token": access, "token_type": "bearer", "refresh_token": refresh, "expires_in": cfg["access_lifetime"], "scope": "read write"}
+        if not grant["refresh"]:
+            del answer["refresh_token"]
+        return self.reply(200, answer)
 
     # --- SMA ---------------------------------------------------------------------------------
 

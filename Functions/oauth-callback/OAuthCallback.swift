@@ -220,6 +220,8 @@ struct OAuthCallback {
         do {
             grant = try client.exchange(code: query["code"]!, redirectURI: redirectURI, codeVerifier: codeVerifier, caBundlePath: caBundlePath,
                                         now: clock() / 1000)
+        } catch .failed(let reason) where reason.contains("issued no refresh token") {
+            throw failure(502, "no_refresh_token", "\(client.vendor) issued no refresh token, so the connection could not be kept: nothing was connected. The application must ask for offline access.", reason)
         } catch .credentialRefused(let reason) {
             throw failure(400, "code_refused", "\(client.vendor) refused the authorization code: it was used already, expired, or issued for another request. Start the connection again from the app.", reason)
         } catch {

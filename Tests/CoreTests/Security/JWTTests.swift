@@ -1,4 +1,5 @@
 import Core
+import Cryptography
 import Foundation
 import Testing
 import TestSupport
@@ -93,6 +94,74 @@ import TestSupport
         #expect(throws: JWTError.badSignature) { try verifier.verify(relabelled, now: now) }
         #expect(throws: JWTError.algorithmRefused("HS512")) {
             try verifier.verify(TestTokens.hs256(#"{"sub":"u","aud":"authenticated","exp":\#(now + 60)}"#, header: #"{"alg":"HS512"}"#), now: now)
+        }
+    }
+
+    @Test func keySelectionAndHeaderRules() throws {
+        let jwks = try JSONSerialization.jsonObject(with: Data(try TestTokens.jwks().utf8)) as! [String: Any]
+        var keys = jwks["keys"] as! [[String: Any]]
+        // Two ES256 keys and a token naming none: which key is meant is unknown.
+        keys.append(keys[0].merging(["kid": "es-2"]) { $1 })
+        let twoKeys = String(decoding: try JSONSerialization.data(withJSONObject: ["keys": keys]), as: UTF8.self)
+        let verifier = try JWTVerifier(environment: Environment(["METERLAKE_JWT_JWKS": twoKeys]))
+        let claims = Base64.encodeURLSafe(Array(#"{"sub":"u","aud":"authenticated","exp":\#(now + 60)}"#.utf8))
+        let anonymous = Base64.encodeURLSafe(Array(#"{"alg":"ES256"}"#.utf8)) + "." + claims + "." + Base64.encodeURLSafe([UInt8](repeating: 7, count: 64))
+        #expect(throws: JWTError.unknownKey("(none given, and 2 ES256 keys are configured)")) { try verifier.verify(anonymous, now: now) }
+        // With one key, a token naming none is checked against it.
+        #expect(throws: JWTError.badSignature) { try self.verifier.verify(anonymous, now: now) }
+        // A critical header extension is refused even with a good signature.
+        #expect(throws: JWTError.malformed(reason: "critical header extensions are not supported")) {
+            try self.verifier.verify(try TestTokens.fixture("es256_crit"), now: now)
+        }
+        // nbf 45 s ahead is outside the 30 s leeway; an empty sub is no subject.
+        #expect(throws: JWTError.notYetValid(inSeconds: 45)) {
+            try self.verifier.verify(TestTokens.hs256(#"{"sub":"u","aud":"authenticated","exp":\#(now + 600),"nbf":\#(now + 45)}"#), now: now)
+        }
+        #expect(throws: JWTError.missingClaim("sub")) {
+            try self.verifier.verify(TestTokens.hs256(#"{"sub":"","aud":"authenticated","exp":\#(now + 600)}"#), now: now)
+        }
+        // Keys for encryption are skipped; a private key is refused even when its public part is valid.
+        let encryption = keys[0].merging(["use": "enc", "kid": "enc-1"]) { $1 }
+        let skipped = try JWTVerifier.keys(jwks: Array(try JSONSerialization.data(withJSONObject: ["keys": [encryption, keys[1]]])))
+        #expect(skipped.map(\.keyID) == ["rs-1"])
+        let privateKey = keys[0].merging(["d": Base64.encodeURLSafe([UInt8](repeating: 1, count: 32))]) { $1 }
+        #expect(throws: ConfigurationError.self) { try JWTVerifier.keys(jwks: Array(try JSONSerialization.data(withJSONObject: ["keys": [privateKey]]))) }
+    }
+
+    @Test func anHMACKeyedWithAPublicKeyNeverPasses() throws {
+        // The classic confusion: HS256 "signed" with the server's own public key bytes (DER, PEM).
+        let keys = try JWTVerifier.keys(jwks: Array(try TestTokens.jwks().utf8))
+        for key in keys {
+            let der = key.subjectPublicKeyInfo
+            let pem = "-----BEGIN PUBLIC KEY-----\n" + Base64.encode(der) + "\n-----END PUBLIC KEY-----\n"
+            let claims = #"{"sub":"u","aud":"authenticated","exp":\#(now + 60)}"#
+            let signing = Base64.encodeURLSafe(Array(#"{"alg":"HS256"}"#.utf8)) + "." + Base64.encodeURLSafe(Array(claims.utf8))
+            for secret in [der, Array(pem.utf8)] {
+                let forged = signing + "." + Base64.encodeURLSafe(HMACSHA256.authenticationCode(for: Array(signing.utf8), key: secret))
+                #expect(throws: JWTError.badSignature) { try verifier.verify(forged, now: now) }
+            }
+        }
+    }
+
+    @Test func signatureChecksRefuseWeakOrForeignKeys() throws {
+        let document = try JSONSerialization.jsonObject(with: try Fixture.data("jwt/jwks.json")) as! [String: Any]
+        let spki = (document["spki"] as! [String: String]).mapValues { Base64.decode($0)! }
+        let signatures = (document["signatures"] as! [String: String]).mapValues { Base64.decodeURLSafe($0)! }
+        let message = Array("meterlake".utf8)
+        #expect(try SignatureVerification.isValid(signatures["rsa2048"]!, for: message, publicKey: spki["rsa2048"]!, algorithm: .rsaPKCS1SHA256))
+        #expect(try !SignatureVerification.isValid(signatures["rsa2048"]!, for: Array("meterlakE".utf8), publicKey: spki["rsa2048"]!, algorithm: .rsaPKCS1SHA256))
+        // A 1024-bit RSA key is refused even with a signature that verifies under it.
+        #expect(throws: CryptographyError.self) {
+            try SignatureVerification.isValid(signatures["rsa1024"]!, for: message, publicKey: spki["rsa1024"]!, algorithm: .rsaPKCS1SHA256)
+        }
+        // A key of the other type, or another curve, is refused; so is garbage.
+        #expect(throws: CryptographyError.self) { try SignatureVerification.isValid([1], for: message, publicKey: spki["rsa2048"]!, algorithm: .ecdsaP256SHA256) }
+        #expect(throws: CryptographyError.self) { try SignatureVerification.isValid([1], for: message, publicKey: spki["p256"]!, algorithm: .rsaPKCS1SHA256) }
+        #expect(throws: CryptographyError.self) { try SignatureVerification.isValid([1], for: message, publicKey: spki["secp256k1"]!, algorithm: .ecdsaP256SHA256) }
+        #expect(throws: CryptographyError.self) { try SignatureVerification.isValid([1], for: message, publicKey: [0x30, 0x03, 1, 2, 3], algorithm: .ecdsaP256SHA256) }
+        // Degenerate signatures are false, not errors and not true.
+        for signature in [[], [0], [UInt8](repeating: 0xFF, count: 256)] as [[UInt8]] {
+            #expect(try !SignatureVerification.isValid(signature, for: message, publicKey: spki["rsa2048"]!, algorithm: .rsaPKCS1SHA256))
         }
     }
 

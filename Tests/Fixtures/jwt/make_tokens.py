@@ -23,6 +23,7 @@ def num(n, size):
 es, other_es = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
 rs = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 k1 = ec.generate_private_key(ec.SECP256K1())
+small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
 
 
 def ec_jwk(key, kid, crv="P-256"):
@@ -67,8 +68,16 @@ tokens = {
 # The secp256k1 key listed as P-256 must never verify (a wrong curve under a P-256 label).
 jwks_wrong_curve = {"keys": [dict(ec_jwk(k1, "k1"), crv="P-256")]}
 tokens["es256_secp256k1"] = token({"alg": "ES256", "kid": "k1"}, good, k1)
+tokens["es256_crit"] = token({"alg": "ES256", "kid": "es-1", "crit": ["b64"], "b64": True}, good, es)
 
+from cryptography.hazmat.primitives import serialization
+der = lambda key: base64.b64encode(key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+# SubjectPublicKeyInfo DER (standard base64) of keys the verifier must refuse or accept directly.
+spki = {"rsa1024": der(small), "rsa2048": der(rs), "p256": der(es), "secp256k1": der(k1)}
+# A message signed with the 1024-bit key (RS256), and with the 2048-bit one, over b"meterlake".
+signatures = {"rsa1024": b64(small.sign(b"meterlake", padding.PKCS1v15(), hashes.SHA256())),
+              "rsa2048": b64(rs.sign(b"meterlake", padding.PKCS1v15(), hashes.SHA256()))}
 with open("jwks.json", "w") as handle:
-    json.dump({"jwks": jwks, "jwks_wrong_curve": jwks_wrong_curve}, handle, indent=1)
+    json.dump({"jwks": jwks, "jwks_wrong_curve": jwks_wrong_curve, "spki": spki, "signatures": signatures}, handle, indent=1)
 with open("tokens.json", "w") as handle:
     json.dump(tokens, handle, indent=1)

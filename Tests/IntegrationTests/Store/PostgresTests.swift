@@ -46,12 +46,13 @@ let march2026: Int64 = 1_772_323_200  // 2026-03-01T00:00:00Z
     @Test func migratesFromEmptyAndAgainAndDetectsEditedHistory() throws {
         let database = try TestDatabase(migrated: false)
         let connection = try database.connect()
-        #expect(try MigrationRunner.migrate(connection) == Array(1...7))
+        #expect(try MigrationRunner.migrate(connection) == Array(1...Migration.all.count))
+        #expect(Migration.all.map(\.version) == Array(1...Migration.all.count), "versions are consecutive")
         #expect(try MigrationRunner.migrate(connection) == [])
         let sources = try connection.query("SELECT id, name FROM data_source ORDER BY id")
         #expect(sources.rows.map { $0[1]! } == ["solaredge", "enphase", "sma", "goodwe", "snowflake", "manual"])
         #expect(sources.rows.map { Int($0[0]!)! } == SourceSystem.allCases.map(\.id))
-        #expect(try connection.query("SELECT count(*) AS n FROM schema_migrations")[0, "n"] == "7")
+        #expect(try connection.query("SELECT count(*) AS n FROM schema_migrations")[0, "n"] == String(Migration.all.count))
 
         var edited = Migration.all
         edited[1] = Migration(version: 2, name: "readings", sql: edited[1].sql + "\n-- edited")

@@ -107,6 +107,7 @@ final class ConnectFlow {
         #expect(page.headers["referrer-policy"] == "no-referrer")
         let csp = try #require(page.headers["content-security-policy"])
         #expect(csp.contains("default-src 'none'") && csp.contains("script-src 'nonce-") && !csp.contains("unsafe-eval"))
+        #expect(csp.contains("frame-ancestors 'none'") && page.headers["x-frame-options"] == "DENY" && page.headers["x-content-type-options"] == "nosniff")
         #expect(page.body.contains(#"window.opener.postMessage(message, "https://app.example.test")"#))
         let message = try ConnectFlow.message(page.body)
         #expect(message["status"] as? String == "authorized")
@@ -139,6 +140,9 @@ final class ConnectFlow {
         let sites = try flow.database.connect().query("SELECT external_site_id, time_zone, is_active, credential_id FROM integration_site")
         #expect(sites.count == 1 && sites[0, "external_site_id"] == site && sites[0, "time_zone"] == zone && sites[0, "is_active"] == "t")
         #expect(sites[0, "credential_id"] == rows[0, "id"])
+        // Listing the sites counts against the account's budget, like a fetcher's discovery.
+        let counted = try flow.database.connect().query("SELECT coalesce(sum(calls), 0) AS n FROM vendor_call_count WHERE scope = 'account'")
+        #expect(Int(counted[0, "n"]!)! >= 1)
         #expect(completed.json["credential_id"] as? Int == Int(rows[0, "id"]!))
 
         // No code, token, verifier or client secret in the page or the function's logs.
@@ -163,6 +167,7 @@ final class ConnectFlow {
         #expect(again.json["reconnected"] as? Bool == true)
         let second = try flow.credentials()
         #expect(second.count == 1 && second[0, "id"] == first[0, "id"] && second[0, "is_active"] == "t")
+        #expect(try flow.database.connect().query("SELECT last_error FROM integration_credential")[0, "last_error"] == nil)
         let expires = try #require(Int64(second[0, "expires"] ?? ""))
         #expect(abs(expires - Int64(Date().timeIntervalSince1970) - 366 * 86_400) < 120)
         let tokens = try flow.plaintext(second[0, "encrypted_credentials"]!)
@@ -297,6 +302,71 @@ final class ConnectFlow {
         #expect(mismatch.status == 400 && mismatch.body.contains("refused the authorization code"))
         #expect(try flow.exchanges().last?["outcome"] as? String == "redirect_uri mismatch")
         #expect(try flow.credentials().count == 0)
+    }
+
+    @Test func hostileInputIsEscapedBoundedAndRefused() throws {
+        let flow = try ConnectFlow()
+        let started = try flow.start("enphase")
+        let query = try flow.consent(try #require(started.json["authorization_url"] as? String))
+        // A vendor name from the path is echoed escaped: no markup in the text, none in the script.
+        let hostile = try flow.callback(query, path: "/oauth/callback/<b>x<img src=y>")
+        #expect(hostile.status == 400)
+        #expect(hostile.body.contains("not &lt;b&gt;x&lt;img src=y&gt;") && !hostile.body.contains("<b>") && !hostile.body.contains("<img"))
+        let script = String(hostile.body[hostile.body.range(of: "var message = ")!.upperBound...].prefix { $0 != "\n" })
+        #expect(!script.contains("<") && script.contains("\\u003cb\\u003e"))
+        // A code longer than any vendor's is refused before the vendor is asked.
+        let long = try flow.callback("code=\(String(repeating: "c", count: 3000))&state=\(PercentEncoding.encode(try #require(started.json["state"] as? String)))")
+        #expect(long.status == 400 && long.body.contains("too long"))
+        #expect(try flow.exchanges().isEmpty)
+        // Only the Bearer scheme carries a token; a repeated parameter is a bad query.
+        let basic = try flow.harness.request("POST", "/oauth/state", headers: ["authorization": "Basic " + TestTokens.user(organizations: [42]),
+                                                                             "content-type": "application/json"],
+                                             body: Array(#"{"vendor":"enphase","organization_id":42}"#.utf8))
+        #expect(basic.status == 401)
+        #expect(try flow.callback("state=a&state=b").errorCode == "bad_query")
+    }
+
+    @Test func aPendingRowServesOnlyItsOrganisationAndOnlyForElevenMinutes() throws {
+        let flow = try ConnectFlow()
+        let signer = try OAuthStateSigner(secret: Array("a state secret of at least thirty-two bytes, for tests".utf8))
+        let connection = try flow.database.connect()
+        let now = Int64(Date().timeIntervalSince1970)
+        // A nonce recorded 11 minutes ago, with a freshly signed state: the row has expired.
+        let oldNonce = Array("nonce-from-11-min".utf8)
+        try connection.query("""
+            INSERT INTO oauth_pending (nonce, organization_id, data_source_id, user_id, code_verifier, created_at)
+            VALUES ($1, 42, 2, 'user-1', 'v', now() - interval '11 minutes')
+            """, [Base64.encodeURLSafe(oldNonce)])
+        let stale = try signer.issue(organizationID: 42, vendor: "enphase", now: now, nonce: oldNonce)
+        #expect(try flow.callback("code=x&state=\(PercentEncoding.encode(stale))").status == 409)
+        // A nonce recorded for organisation 42, in a state signed for organisation 7.
+        let nonce = Array("nonce-of-org-42!!".utf8)
+        try connection.query("INSERT INTO oauth_pending (nonce, organization_id, data_source_id, user_id, code_verifier) VALUES ($1, 42, 2, 'user-1', 'v')",
+                             [Base64.encodeURLSafe(nonce)])
+        let otherOrganisation = try signer.issue(organizationID: 7, vendor: "enphase", now: now, nonce: nonce)
+        #expect(try flow.callback("code=x&state=\(PercentEncoding.encode(otherOrganisation))").status == 409)
+        #expect(try flow.exchanges().isEmpty)
+        #expect(try connection.query("SELECT count(*) AS n FROM oauth_pending WHERE used_at IS NOT NULL")[0, "n"] == "0")
+    }
+
+    @Test func aGrantWithoutRefreshTokenIsNotKept() throws {
+        let flow = try ConnectFlow()
+        try flow.vendors.control(["sma": ["consent": ["grant": true, "issue_refresh": false]]])
+        let page = try flow.authorize("sma")
+        #expect(page.status == 502 && page.body.contains("issued no refresh token"))
+        let message = try ConnectFlow.message(page.body)
+        #expect(message["completion"] == nil && (message["error"] as? [String: Any])?["code"] as? String == "no_refresh_token")
+        #expect(try flow.database.connect().query("SELECT count(*) AS n FROM oauth_pending WHERE sealed_grant IS NOT NULL")[0, "n"] == "0")
+    }
+
+    @Test func aWildcardFrontEndOriginIsRefusedAtStart() throws {
+        let database = try TestDatabase()
+        let vendors = try FakeVendors()
+        let harness = try WebHarness(function: "oauth-callback", database: database, settings: vendors.environment.merging([
+            "METERLAKE_OAUTH_REDIRECT_URI": ConnectFlow.redirectURI, "METERLAKE_FRONTEND_ORIGIN": "*",
+        ]) { $1 })
+        let failure = try #require(harness.api.waitForInitError(timeout: 30))
+        #expect(String(decoding: failure.body, as: UTF8.self).contains("METERLAKE_FRONTEND_ORIGIN"))
     }
 
     @Test func corsAndErrorsSpeakJSON() throws {
