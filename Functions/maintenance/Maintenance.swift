@@ -34,36 +34,48 @@ struct Maintenance: LambdaByteHandler {
         }
         let aggregates = Aggregates(connection: connection)
 
+        // Each step on its own: one that fails (logged, counted) does not keep the others from running.
+        var failures: [String] = []
+        func step<T>(_ name: String, _ fallback: T, _ body: () throws -> T) -> T {
+            do { return try body() } catch {
+                failures.append(name)
+                context.logger.error("maintenance step failed", metadata: ["step": .string(name), "error": .string(String(describing: error))])
+                return fallback
+            }
+        }
+
         // 1. Aggregates: passes until nothing is dirty or the time runs short.
         var total = AggregationPass()
         var passes = 0
-        while context.remainingTime > minimumTimeLeft {
-            let pass = try aggregates.pass(maximumRanges: rangesPerPass)
-            guard pass.rangesClaimed > 0 else { break }
-            passes += 1
-            total.rangesClaimed += pass.rangesClaimed
-            total.meters += pass.meters
-            total.hours += pass.hours
-            total.days += pass.days
-            total.months += pass.months
-            total.hoursInDroppedMonths += pass.hoursInDroppedMonths
+        step("aggregates", ()) {
+            while context.remainingTime > minimumTimeLeft {
+                let pass = try aggregates.pass(maximumRanges: rangesPerPass)
+                guard pass.rangesClaimed > 0 else { break }
+                passes += 1
+                total.rangesClaimed += pass.rangesClaimed
+                total.meters += pass.meters
+                total.hours += pass.hours
+                total.days += pass.days
+                total.months += pass.months
+                total.hoursInDroppedMonths += pass.hoursInDroppedMonths
+            }
         }
         if total.hoursInDroppedMonths > 0 {
-            context.logger.warning("late readings for months already dropped: their aggregates are final and were kept",
+            context.logger.warning("late readings for months already dropped: their aggregates are final and were kept (hours without any aggregate were filled)",
                                    metadata: ["hours": .stringConvertible(total.hoursInDroppedMonths)])
         }
         // 2. Daily and monthly rows computed before their period ended.
-        let finalized = context.remainingTime > minimumTimeLeft ? try aggregates.finalize() : 0
-        let backlog = try aggregates.backlog()
+        let finalized = step("finalize", 0) { context.remainingTime > minimumTimeLeft ? try aggregates.finalize() : 0 }
+        let backlog = step("backlog", (ranges: 0, oldestSeconds: Int64?.none)) { try aggregates.backlog() }
 
         // 3. Partitions: ahead, and retention only for final months.
         let now = clock() / 1000
-        let created = try PartitionMaintenance.ensureAhead(now: now, months: 2, connection: connection)
-        let dropped = try PartitionMaintenance.dropExpired(now: now, connection: connection)
+        let created = step("partitions", [String]()) { try PartitionMaintenance.ensureAhead(now: now, months: 2, connection: connection) }
+        let dropped = step("retention", [String]()) { try PartitionMaintenance.dropExpired(now: now, connection: connection) }
         for name in dropped { context.logger.info("partition dropped (its month lies beyond the retention window; its aggregates are final)", metadata: ["partition": .string(name)]) }
 
         // 4. Credential watch.
-        let warnings = try Integrations(connection: connection).warnings()
+        let warnings = step("credentials", [CredentialWarning]()) { try Integrations(connection: connection).warnings() }
         for warning in warnings {
             var metadata: Logger.Metadata = [
                 "credentialId": .stringConvertible(warning.credentialID), "organizationId": .stringConvertible(warning.organizationID),
@@ -88,6 +100,7 @@ struct Maintenance: LambdaByteHandler {
         for state in CredentialWarning.State.allCases {
             metrics.metric("Credentials_" + state.rawValue, warnings.filter { $0.state == state }.count)
         }
+        metrics.metric("StepFailures", failures.count)
         metrics.metric("Duration", clock() - started, unit: .milliseconds)
         metrics.property("requestId", context.requestID)
         metrics.emit(timestamp: started, to: context.logOutput)
@@ -112,6 +125,7 @@ struct Maintenance: LambdaByteHandler {
                     JSONMember("last_error", warning.lastError.map(JSONValue.string) ?? .null),
                 ])
             })),
+            JSONMember("failed_steps", .array(failures.map(JSONValue.string))),
             JSONMember("duration_ms", .number(String(clock() - started))),
         ]))
         return writer.bytes

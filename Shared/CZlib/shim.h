@@ -9,4 +9,8 @@ static inline int czlib_inflate_init_gzip(z_stream *stream) {
     return inflateInit2(stream, 15 + 16);  // gzip wrapper only, 32 KiB window
 }
 
+static inline int czlib_deflate_init_gzip(z_stream *stream) {
+    return deflateInit2(stream, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);  // gzip wrapper, best compression
+}
+
 #endif

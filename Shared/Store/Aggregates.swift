@@ -25,15 +25,15 @@ public struct Aggregates {
 
     /// The hourly rows as readings define them, for the meters and hour ranges of `source` (a
     /// relation with `meter_id`, `first_hour`, `last_hour`, no overlaps per meter).
-    static func hourlyFromReadings(_ source: String) -> String {
+    static func hourlyFromReadings(_ source: String, droppedMonths: Bool = false) -> String {
         """
         SELECT r.meter_id, date_trunc('hour', r."timestamp", 'UTC') AS period_start,
                sum(r.energy_wh) FILTER (WHERE r.quality <> 'missing') AS energy_wh,
-               (3600 / min(r.reading_interval_seconds))::integer AS readings_expected,
+               greatest(1, 3600 / min(r.reading_interval_seconds))::integer AS readings_expected,
                (count(*) FILTER (WHERE r.quality <> 'missing' AND r.energy_wh IS NOT NULL))::integer AS reading_count
         FROM \(source) c JOIN meter_reading r
           ON r.meter_id = c.meter_id AND r."timestamp" >= c.first_hour AND r."timestamp" < c.last_hour + interval '1 hour'
-        WHERE date_trunc('month', r."timestamp", 'UTC') NOT IN (SELECT month_start FROM partition_drop)
+        WHERE date_trunc('month', r."timestamp", 'UTC') \(droppedMonths ? "IN" : "NOT IN") (SELECT month_start FROM partition_drop)
         GROUP BY r.meter_id, date_trunc('hour', r."timestamp", 'UTC')
         """
     }
@@ -72,6 +72,9 @@ public struct Aggregates {
     /// lock each), so two runs never roll up the same meter at once.
     public func pass(maximumRanges: Int = 5000) throws -> AggregationPass {
         try connection.transaction {
+            // Interval arithmetic on timestamptz follows the session zone: UTC here, whatever the
+            // pooler's server connection was left with.
+            try connection.query("SET LOCAL TIME ZONE 'UTC'")
             var pass = AggregationPass()
             try connection.query("""
                 CREATE TEMPORARY TABLE claimed (meter_id bigint, first_hour timestamptz, last_hour timestamptz) ON COMMIT DROP
@@ -92,26 +95,50 @@ public struct Aggregates {
             pass.meters = try connection.query("""
                 SELECT pg_advisory_xact_lock(hashtextextended('aggregate:' || meter_id, 0)) FROM (SELECT meter_id FROM hulls ORDER BY meter_id) m
                 """).count
-            pass.hoursInDroppedMonths = Int(try connection.query("""
-                SELECT coalesce(sum(extract(epoch FROM least(h.last_hour + interval '1 hour', d.month_start + interval '1 month')
-                                                      - greatest(h.first_hour, d.month_start)) / 3600), 0)::bigint AS n
-                FROM hulls h JOIN partition_drop d ON d.month_start < h.last_hour + interval '1 hour' AND d.month_start + interval '1 month' > h.first_hour
-                """)[0, "n"]!) ?? 0
+            // The meters' first hours before this pass: a backfill that moves one earlier changes
+            // the expected hours of the day and month that held it.
+            try connection.query("""
+                CREATE TEMPORARY TABLE touched ON COMMIT DROP AS
+                SELECT h.meter_id, min(a.period_start) AS period_start FROM hulls h
+                JOIN meter_aggregate a ON a.meter_id = h.meter_id AND a.period = 'hourly' GROUP BY h.meter_id
+                """)
             pass.hours = try connection.query("""
-                INSERT INTO meter_aggregate (meter_id, period, period_start, period_end, energy_wh, readings_expected, reading_count,
-                                             completeness_pct, hours_expected, hours_available, availability_pct, computed_at)
-                SELECT meter_id, 'hourly', period_start, period_start + interval '1 hour', energy_wh, readings_expected, reading_count,
-                       least(100, 100.0 * reading_count / readings_expected), 1,
-                       CASE WHEN reading_count >= readings_expected THEN 1 ELSE 0 END,
-                       CASE WHEN reading_count >= readings_expected THEN 100 ELSE 0 END, now()
-                FROM (\(Self.hourlyFromReadings("hulls"))) hourly
-                \(Self.upsert)
-                RETURNING 1
+                WITH written AS (
+                    INSERT INTO meter_aggregate (meter_id, period, period_start, period_end, energy_wh, readings_expected, reading_count,
+                                                 completeness_pct, hours_expected, hours_available, availability_pct, computed_at)
+                    SELECT meter_id, 'hourly', period_start, period_start + interval '1 hour', energy_wh, readings_expected, reading_count,
+                           least(100, 100.0 * reading_count / readings_expected), 1,
+                           CASE WHEN reading_count >= readings_expected THEN 1 ELSE 0 END,
+                           CASE WHEN reading_count >= readings_expected THEN 100 ELSE 0 END, now()
+                    FROM (\(Self.hourlyFromReadings("hulls"))) hourly
+                    \(Self.upsert)
+                    RETURNING meter_id, period_start)
+                INSERT INTO touched SELECT meter_id, period_start FROM written RETURNING 1
                 """).count
+            // Months already dropped: their aggregates are final; late readings only fill hours
+            // that have no row at all (a meter first seen now).
+            let late = try connection.query("""
+                WITH written AS (
+                    INSERT INTO meter_aggregate (meter_id, period, period_start, period_end, energy_wh, readings_expected, reading_count,
+                                                 completeness_pct, hours_expected, hours_available, availability_pct, computed_at)
+                    SELECT meter_id, 'hourly', period_start, period_start + interval '1 hour', energy_wh, readings_expected, reading_count,
+                           least(100, 100.0 * reading_count / readings_expected), 1,
+                           CASE WHEN reading_count >= readings_expected THEN 1 ELSE 0 END,
+                           CASE WHEN reading_count >= readings_expected THEN 100 ELSE 0 END, now()
+                    FROM (\(Self.hourlyFromReadings("hulls", droppedMonths: true))) hourly
+                    ON CONFLICT (meter_id, period, period_start) DO NOTHING
+                    RETURNING meter_id, period_start),
+                 added AS (INSERT INTO touched SELECT meter_id, period_start FROM written RETURNING 1)
+                SELECT (SELECT count(*) FROM (\(Self.hourlyFromReadings("hulls", droppedMonths: true))) h) AS hours,
+                       (SELECT count(*) FROM added) AS added
+                """)
+            pass.hoursInDroppedMonths = Int(late[0, "hours"]!) ?? 0
+            pass.hours += Int(late[0, "added"]!) ?? 0
+            // Days and months of the hours written (not of the whole hull: a range years wide
+            // with two readings rolls up two days).
             try connection.query("""
                 CREATE TEMPORARY TABLE days ON COMMIT DROP AS
-                SELECT DISTINCT meter_id, generate_series(date_trunc('day', first_hour, 'UTC'), date_trunc('day', last_hour, 'UTC'), interval '1 day') AS period_start
-                FROM hulls
+                SELECT DISTINCT meter_id, date_trunc('day', period_start, 'UTC') AS period_start FROM touched
                 """)
             try connection.query("""
                 CREATE TEMPORARY TABLE months ON COMMIT DROP AS
@@ -143,22 +170,21 @@ public struct Aggregates {
     /// counted against it. Returns the rows recomputed.
     public func finalize(maximumRows: Int = 20_000) throws -> Int {
         try connection.transaction {
-            var total = 0
+            try connection.query("SET LOCAL TIME ZONE 'UTC'")
             for period in ["daily", "monthly"] {
                 try connection.query("""
-                    CREATE TEMPORARY TABLE unfinished ON COMMIT DROP AS
+                    CREATE TEMPORARY TABLE unfinished_\(period) ON COMMIT DROP AS
                     SELECT meter_id, period_start FROM meter_aggregate
                     WHERE period = $1 AND computed_at < period_end AND period_end <= date_trunc('hour', now(), 'UTC')
                     ORDER BY meter_id LIMIT $2
                     """, [period, String(maximumRows)])
-                try connection.query("""
-                    SELECT pg_advisory_xact_lock(hashtextextended('aggregate:' || meter_id, 0))
-                    FROM (SELECT DISTINCT meter_id FROM unfinished ORDER BY meter_id) m
-                    """)
-                total += try rollUp(period, from: "unfinished")
-                try connection.query("DROP TABLE unfinished")
             }
-            return total
+            // Every meter of both periods locked once, in order: a pass locks in the same order.
+            try connection.query("""
+                SELECT pg_advisory_xact_lock(hashtextextended('aggregate:' || meter_id, 0))
+                FROM (SELECT meter_id FROM unfinished_daily UNION SELECT meter_id FROM unfinished_monthly ORDER BY meter_id) m
+                """)
+            return try rollUp("daily", from: "unfinished_daily") + rollUp("monthly", from: "unfinished_monthly")
         }
     }
 
@@ -191,8 +217,12 @@ extension Aggregates {
     /// `[from, to)` (Unix seconds) and returns every difference: hourly from the readings, daily
     /// and monthly from the readings where they are still kept (else from the stored hourly rows).
     /// A period the readings define but no row holds (or the reverse) is a difference too.
-    public func verify(organizationID: Int64?, from: Int64, to: Int64, limit: Int = 1000) throws -> [AggregateDifference] {
-        try connection.transaction {
+    /// `from` and `to` are widened to whole UTC months, so every period compared is whole.
+    public func verify(organizationID: Int64?, from requestedFrom: Int64, to requestedTo: Int64, limit: Int = 1000) throws -> [AggregateDifference] {
+        let from = PartitionMaintenance.start(monthIndex: PartitionMaintenance.monthIndex(of: requestedFrom))
+        let to = PartitionMaintenance.start(monthIndex: PartitionMaintenance.monthIndex(of: requestedTo - 1) + 1)
+        return try connection.transaction {
+            try connection.query("SET LOCAL TIME ZONE 'UTC'")
             try connection.query("""
                 CREATE TEMPORARY TABLE verify_ranges ON COMMIT DROP AS
                 SELECT id AS meter_id, to_timestamp($2) AS first_hour, to_timestamp($3) - interval '1 hour' AS last_hour
@@ -226,14 +256,34 @@ extension Aggregates {
                                            fields: ["energy_wh", "readings_expected", "reading_count", "hours_available"],
                                            limit: limit - differences.count)
             }
+            // The rollups' own figures (expected hours, availability, completeness) of the finished
+            // daily and monthly rows, recomputed from the stored hourly rows.
+            for period in ["daily", "monthly"] where differences.count < limit {
+                try connection.query("""
+                    CREATE TEMPORARY TABLE verify_\(period)_keys ON COMMIT DROP AS
+                    SELECT a.meter_id, a.period_start FROM meter_aggregate a JOIN verify_ranges v ON v.meter_id = a.meter_id
+                    WHERE a.period = $1 AND a.period_start >= to_timestamp($2) AND a.period_start < to_timestamp($3) AND a.computed_at >= a.period_end
+                    """, [period, String(from), String(to)])
+                try connection.query("""
+                    CREATE TEMPORARY TABLE verify_\(period)_rolled ON COMMIT DROP AS
+                    SELECT meter_id, period_start, hours_expected,
+                           CASE WHEN hours_expected > 0 THEN least(100, 100.0 * hours_available / hours_expected) END AS availability_pct,
+                           CASE WHEN readings_expected > 0 THEN least(100, 100.0 * reading_count / readings_expected) END AS completeness_pct
+                    FROM (\(Self.rollup(period, "verify_\(period)_keys"))) r
+                    """)
+                differences += try compare(period, recomputed: "verify_\(period)_rolled", from: from, to: to, organizationID: organizationID,
+                                           fields: ["hours_expected", "availability_pct", "completeness_pct"], limit: limit - differences.count,
+                                           finishedOnly: true)
+            }
             return differences
         }
     }
 
     private func compare(_ period: String, recomputed: String, from: Int64, to: Int64, organizationID: Int64?, fields: [String],
-                         limit: Int) throws -> [AggregateDifference] {
+                         limit: Int, finishedOnly: Bool = false) throws -> [AggregateDifference] {
         // Hourly rows of a dropped month have no readings left to compare with: they are final.
-        let keptOnly = period == "hourly" ? "AND date_trunc('month', a.period_start, 'UTC') NOT IN (SELECT month_start FROM partition_drop)" : ""
+        var keptOnly = period == "hourly" ? "AND date_trunc('month', a.period_start, 'UTC') NOT IN (SELECT month_start FROM partition_drop)" : ""
+        if finishedOnly { keptOnly += " AND a.computed_at >= a.period_end" }
         // Numbers compare with a relative tolerance of 1e-9 (sums of doubles in another order).
         let differs = fields.map { field in
             "(s.\(field) IS DISTINCT FROM r.\(field) AND NOT (s.\(field) IS NOT NULL AND r.\(field) IS NOT NULL AND abs(s.\(field)::float8 - r.\(field)::float8) <= 1e-9 * greatest(1, abs(r.\(field)::float8))))"
@@ -306,7 +356,8 @@ extension Integrations {
                    (c.auth_type <> 'oauth2' AND c.is_active AND c.token_expires_at <= now() + interval '7 days') AS expiring,
                    (c.auth_type = 'oauth2' AND c.is_active AND c.token_expires_at < now() - interval '1 hour') AS stale,
                    (NOT c.is_active) AS inactive,
-                   (c.is_active AND c.last_error IS NOT NULL AND c.updated_at > now() - interval '1 day') AS failing
+                   (c.is_active AND c.last_error IS NOT NULL AND c.last_used_at > now() - interval '1 day'
+                    AND (c.rate_limited_until IS NULL OR c.rate_limited_until < now())) AS failing
             FROM integration_credential c JOIN data_source s ON s.id = c.data_source_id
             WHERE c.encrypted_credentials <> '' AND ($1::bigint IS NULL OR c.organization_id = $1::bigint)
             ORDER BY c.id

@@ -83,17 +83,22 @@ public struct IngestionLog {
     public func recordQuarantine(
         _ file: LoggedFile, rowsProcessed: Int, rowsRejected: Int, errors: String, destination: String
     ) throws -> Bool {
-        try connection.query("""
-            INSERT INTO ingestion_log (bucket, key, size, etag, sha256, data_source_id, organization_id, status,
-                rows_processed, rows_loaded, rows_rejected, errors, destination, finished_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, 'quarantined', $8, 0, $9, $10::jsonb, $11, now())
-            ON CONFLICT (sha256, key) DO UPDATE SET status = 'quarantined', rows_processed = EXCLUDED.rows_processed,
-                rows_loaded = 0, rows_rejected = EXCLUDED.rows_rejected, errors = EXCLUDED.errors,
-                destination = EXCLUDED.destination, finished_at = now()
-            WHERE ingestion_log.status NOT IN ('validated', 'quarantined')
-            RETURNING id
-            """, [file.bucket, file.key, String(file.size), file.etag, file.sha256, file.source.map { String($0.id) },
-                  file.organizationID.map(String.init), String(rowsProcessed), String(rowsRejected), errors, destination]).count == 1
+        try connection.transaction {
+            let rows = try connection.query("""
+                INSERT INTO ingestion_log (bucket, key, size, etag, sha256, data_source_id, organization_id, status,
+                    rows_processed, rows_loaded, rows_rejected, errors, destination, finished_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, 'quarantined', $8, 0, $9, $10::jsonb, $11, now())
+                ON CONFLICT (sha256, key) DO UPDATE SET status = 'quarantined', rows_processed = EXCLUDED.rows_processed,
+                    rows_loaded = 0, rows_rejected = EXCLUDED.rows_rejected, errors = EXCLUDED.errors,
+                    destination = EXCLUDED.destination, finished_at = now()
+                WHERE ingestion_log.status NOT IN ('validated', 'quarantined')
+                RETURNING id
+                """, [file.bucket, file.key, String(file.size), file.etag, file.sha256, file.source.map { String($0.id) },
+                      file.organizationID.map(String.init), String(rowsProcessed), String(rowsRejected), errors, destination])
+            guard rows.count == 1 else { return false }
+            try IngestionChain.append(id: Int64(rows[0, "id"]!)!, connection: connection)
+            return true
+        }
     }
 
     /// Records a transient failure, unless the file already settled (a late failure of a retried

@@ -13,7 +13,7 @@ public struct Migration: Sendable {
     public let sql: String
 
     /// Every migration, in order.
-    public static let all: [Migration] = [.m0001, .m0002, .m0003, .m0004, .m0005, .m0006, .m0007, .m0008]
+    public static let all: [Migration] = [.m0001, .m0002, .m0003, .m0004, .m0005, .m0006, .m0007, .m0008, .m0009]
 
     public init(version: Int, name: String, sql: String) {
         self.version = version

@@ -26,7 +26,7 @@ public enum PartitionMaintenance {
     }
 
     /// The first instant of a month, Unix seconds.
-    static func start(monthIndex: Int) -> Int64 {
+    public static func start(monthIndex: Int) -> Int64 {
         let (year, month) = yearMonth(monthIndex)
         return Int64(Timestamp.days(year: year, month: month, day: 1)) * 86_400
     }
@@ -79,10 +79,16 @@ public enum PartitionMaintenance {
             // The partition covers [start(month), start(month + 1)): drop only if that end is past.
             guard start(monthIndex: month + 1) <= cutoff else { continue }
             let lower = String(start(monthIndex: month)), upper = String(start(monthIndex: month + 1))
-            let done = try connection.transaction { () throws -> Bool in
-                // Loads mark ranges in their own transactions; this lock keeps a load of this month
-                // from landing between the check and the drop (it waits, then finds no partition).
-                try connection.query("LOCK TABLE \(name) IN ACCESS EXCLUSIVE MODE")
+            let done: Bool
+            do {
+                done = try connection.transaction { () throws -> Bool in
+                // The parent first (as DROP needs it; a partition lock first could deadlock with a
+                // load holding the parent), with a bounded wait: a busy moment is retried next run.
+                // Loads mark ranges in their own transactions; this lock keeps a load from landing
+                // between the check and the drop.
+                try connection.query("SET LOCAL lock_timeout = '5s'")
+                try connection.query("LOCK TABLE meter_reading IN ACCESS EXCLUSIVE MODE")
+                guard try connection.query("SELECT to_regclass($1) IS NOT NULL AS present", [name])[0, "present"] == "t" else { return false }
                 let pending = try connection.query("""
                     SELECT count(*) AS n FROM aggregate_dirty WHERE first_hour < to_timestamp($2) AND last_hour >= to_timestamp($1)
                     """, [lower, upper])
@@ -94,6 +100,9 @@ public enum PartitionMaintenance {
                     """, [name, lower, count])
                 try connection.query("DROP TABLE \(name)")
                 return true
+                }
+            } catch let error as PostgresError where error.isTransient || error.description.contains("55P03") {
+                continue  // lock timeout or a lost connection: the next run tries again
             }
             if done { dropped.append(name) }
         }

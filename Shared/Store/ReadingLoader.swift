@@ -137,6 +137,8 @@ public final class ReadingLoader {
             try markDirty(state.dirty)
             try IngestionLog(connection: connection).close(
                 id: summary.ingestionID, summary, errors: ViolationReport.json(violations), destination: file.destination)
+            // Last, so the chain's lock is held only for the commit.
+            try IngestionChain.append(id: summary.ingestionID, connection: connection)
             return .loaded(summary)
             }
         } catch is Declined {

@@ -15,6 +15,8 @@ extension Migration {
         CREATE INDEX aggregate_dirty_hours ON aggregate_dirty (first_hour);
         ALTER TABLE meter_aggregate ADD COLUMN readings_expected integer NOT NULL DEFAULT 0;
         CREATE INDEX meter_aggregate_period ON meter_aggregate (period, period_start);
+        -- Daily and monthly rows computed before their period ended: what finalising reads.
+        CREATE INDEX meter_aggregate_unfinished ON meter_aggregate (period_end) WHERE computed_at < period_end AND period <> 'hourly';
         CREATE TABLE partition_drop (
             name text PRIMARY KEY,
             month_start timestamptz NOT NULL,

@@ -325,3 +325,50 @@ let march2026: Int64 = 1_772_323_200  // 2026-03-01T00:00:00Z
         #expect(try integrations.calls(credentialID: credential, scope: "site:2", day: "2026-06-15") == 4)
     }
 }
+
+@Suite struct AggregateBoundaryTests {
+    /// A session left in another zone (Supabase's pooler hands over whatever a server connection
+    /// had) must not move a UTC day or month: March 2026 holds Berlin's spring-forward night.
+    @Test func periodsStayUTCWhateverTheSessionZone() throws {
+        let database = try TestDatabase()
+        let connection = try database.connect()
+        try connection.query("SET TIME ZONE 'Europe/Berlin'")
+        let march28: Int64 = 1_774_656_000  // 2026-03-28T00:00:00Z
+        let day = (0..<96).map { reading(device: "d", at: march28 + Int64($0) * 900, energy: 1) }
+        let nextDays = (96..<(96 * 4)).map { reading(device: "d", at: march28 + Int64($0) * 900, energy: 1) }
+        _ = try loaded(try ReadingLoader(connection: connection).load(file("raw/manual/42/2026-03-28/dst.csv"), batches: batches([day, nextDays])))
+        #expect(try Aggregates(connection: connection).pass().rangesClaimed == 1)
+        let days = try connection.query("""
+            SELECT to_char(period_start AT TIME ZONE 'UTC', 'MM-DD HH24:MI') AS s, to_char(period_end AT TIME ZONE 'UTC', 'MM-DD HH24:MI') AS e,
+                   energy_wh, hours_expected FROM meter_aggregate WHERE period = 'daily' ORDER BY period_start
+            """)
+        #expect(days.rows.map { $0[0]! + "–" + $0[1]! } == ["03-28 00:00–03-29 00:00", "03-29 00:00–03-30 00:00", "03-30 00:00–03-31 00:00", "03-31 00:00–04-01 00:00"])
+        #expect(days.rows.allSatisfy { $0[2] == "96" && $0[3] == "24" })
+        let month = try connection.query("SELECT to_char(period_end AT TIME ZONE 'UTC', 'MM-DD HH24:MI') AS e, energy_wh FROM meter_aggregate WHERE period = 'monthly'")
+        #expect(month[0, "e"] == "04-01 00:00" && month[0, "energy_wh"] == "384")
+        #expect(try Aggregates(connection: connection).verify(organizationID: nil, from: march28, to: march28 + 4 * 86_400).isEmpty)
+    }
+
+    /// A backfill that moves a meter's first hour earlier also changes the expected hours of the
+    /// day and month that held the old first hour.
+    @Test func aBackfillRecountsTheExpectedHoursOfTheOldFirstDay() throws {
+        let database = try TestDatabase()
+        let connection = try database.connect()
+        let march10noon: Int64 = 1_773_144_000  // 2026-03-10T12:00:00Z
+        let afternoon = (0..<48).map { reading(device: "d", at: march10noon + Int64($0) * 900, energy: 2) }
+        _ = try loaded(try ReadingLoader(connection: connection).load(file("raw/manual/42/2026-03-10/a.csv"), batches: batches([afternoon])))
+        _ = try Aggregates(connection: connection).pass()
+        #expect(try connection.query("SELECT hours_expected FROM meter_aggregate WHERE period = 'daily'")[0, "hours_expected"] == "12")
+        let february20: Int64 = 1_771_545_600  // 2026-02-20T00:00:00Z
+        let backfill = (0..<4).map { reading(device: "d", at: february20 + Int64($0) * 900, energy: 2) }
+        _ = try loaded(try ReadingLoader(connection: connection).load(file("raw/manual/42/2026-02-20/b.csv", sha: String(repeating: "cd", count: 32)),
+                                                                      batches: batches([backfill])))
+        _ = try Aggregates(connection: connection).pass()
+        let march = try connection.query("""
+            SELECT (SELECT hours_expected FROM meter_aggregate WHERE period = 'daily' AND period_start = '2026-03-10T00:00:00Z') AS day,
+                   (SELECT hours_expected FROM meter_aggregate WHERE period = 'monthly' AND period_start = '2026-03-01T00:00:00Z') AS month
+            """)
+        #expect(march[0, "day"] == "24" && march[0, "month"] == "744")
+        #expect(try Aggregates(connection: connection).verify(organizationID: nil, from: february20, to: march10noon + 86_400).isEmpty)
+    }
+}
