@@ -78,6 +78,10 @@ let package = Package(
         .target(
             name: "WebAPI", dependencies: ["Core", "LambdaRuntime", .product(name: "Logging", package: "swift-log")], path: "Shared/WebAPI",
             swiftSettings: strict),
+        // Trust: breach evidence archives, and replay of validated files.
+        .target(
+            name: "Trust", dependencies: ["Core", "Store", "Lake", "Postgres", "Compression", "Cryptography", "Validation"], path: "Shared/Trust",
+            swiftSettings: strict),
         // The validator pipeline: event -> object -> rows -> database -> move.
         .target(
             name: "Validation",
@@ -112,12 +116,12 @@ let package = Package(
             path: "Functions/ingest-api", swiftSettings: strict),
 
         .executableTarget(
-            name: "maintenance", dependencies: ["Store", "Postgres", "LambdaRuntime", "Core", .product(name: "Logging", package: "swift-log")],
+            name: "maintenance", dependencies: ["Store", "Postgres", "LambdaRuntime", "Core", "Lake", "Trust", .product(name: "Logging", package: "swift-log")],
             path: "Functions/maintenance", swiftSettings: strict),
 
         // MARK: - Operator tools
         .executableTarget(
-            name: "meterlake", dependencies: ["Core", "Lake", "LambdaRuntime", "Store", "Postgres", "Validation", "Vendors"],
+            name: "meterlake", dependencies: ["Core", "Lake", "LambdaRuntime", "Store", "Postgres", "Validation", "Vendors", "Trust"],
             path: "Tools/meterlake", swiftSettings: strict),
 
         // MARK: - Benchmarks (release builds; see Benchmarks/run.sh)
@@ -163,6 +167,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "Core", "Lake", "LambdaRuntime", "Store", "Validation", "Vendors", "Fetching", "HTTPClient", "Postgres", "Cryptography", "TestSupport",
+                "Compression",
             ],
             path: "Tests/IntegrationTests", swiftSettings: strict),
     ]

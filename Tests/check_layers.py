@@ -30,6 +30,8 @@ ALLOWED = {
     # Pure vendor knowledge (requests, answers, transforms); the engine that does the I/O.
     "Vendors": {"Core"},
     "Fetching": {"Core", "Vendors", "Lake", "LambdaRuntime", "Store", "Postgres", "HTTPClient", "Cryptography"},
+    # Breach evidence and replay (above the validator: replay reads files the validator's way).
+    "Trust": {"Core", "Store", "Lake", "Postgres", "Compression", "Cryptography", "Validation"},
     # Function URLs: the payload, routes, CORS, JSON errors, user tokens (no I/O of its own).
     "WebAPI": {"Core", "LambdaRuntime"},
     "Validation": {"Core", "Vendors", "Lake", "LambdaRuntime", "Store", "Postgres"},

@@ -1,8 +1,10 @@
 import Core
+import Lake
 import LambdaRuntime
 import Logging
 import Postgres
 import Store
+import Trust
 
 /// The maintenance function (an EventBridge schedule, every 15 minutes): aggregates of the hours
 /// loads changed, daily and monthly rows finalised once their period ended, partitions created
@@ -14,12 +16,17 @@ struct Maintenance: LambdaByteHandler {
     /// No new pass starts with less than this left.
     let minimumTimeLeft: Duration
     let clock: @Sendable () -> Int64
+    /// The lake, for evidence archives (absent when the function has no bucket configured).
+    let store: (any ObjectStore)?
+    let scratchDirectory: String
 
-    init(environment: Environment) throws(ConfigurationError) {
+    init(environment: Environment) throws {
         database = try DatabaseSettings(environment: environment)
+        store = environment["METERLAKE_BUCKET"] != nil || environment["METERLAKE_LAKE_DIR"] != nil ? try ObjectStores.make(environment: environment) : nil
+        scratchDirectory = environment["METERLAKE_SCRATCH_DIR"] ?? "/tmp"
         let ranges = try environment.get("METERLAKE_MAINTENANCE_RANGES_PER_PASS", as: Int.self) ?? 5000
         guard (1...1_000_000).contains(ranges) else {
-            throw .invalid(name: "METERLAKE_MAINTENANCE_RANGES_PER_PASS", reason: "must be 1…1000000")
+            throw ConfigurationError.invalid(name: "METERLAKE_MAINTENANCE_RANGES_PER_PASS", reason: "must be 1…1000000")
         }
         rangesPerPass = ranges
         minimumTimeLeft = .seconds(30)
@@ -33,6 +40,9 @@ struct Maintenance: LambdaByteHandler {
             throw MaintenanceFailure(reason: "cannot reach PostgreSQL: \(error)")
         }
         let aggregates = Aggregates(connection: connection)
+        if let value = try? JSONParser.parse(event), let request = value["evidence"] {
+            return try evidence(request, connection: connection, context: context)
+        }
 
         // Each step on its own: one that fails (logged, counted) does not keep the others from running.
         var failures: [String] = []
@@ -128,6 +138,34 @@ struct Maintenance: LambdaByteHandler {
             JSONMember("failed_steps", .array(failures.map(JSONValue.string))),
             JSONMember("duration_ms", .number(String(clock() - started))),
         ]))
+        return writer.bytes
+    }
+}
+
+extension Maintenance {
+    /// An evidence request: `{"evidence": {"organization_id", "meter_ids", "from", "to", "expected_wh"}}` (docs/trust.md).
+    func evidence(_ request: JSONValue, connection: PostgresConnection, context: LambdaContext) throws -> [UInt8] {
+        guard let store else { throw EvidenceError("this function has no lake configured (METERLAKE_BUCKET): it cannot archive evidence") }
+        func instant(_ name: String) throws -> Int64 {
+            guard let text = request[name]?.text, case .zoned(let seconds) = ISO8601.parse(text) else {
+                throw EvidenceError("evidence.\(name) must be an instant with its zone (2026-11-02T06:00:00Z)")
+            }
+            return seconds
+        }
+        guard let org = request["organization_id"]?.text.flatMap({ Int64($0) }), org > 0, case .array(let ids)? = request["meter_ids"] else {
+            throw EvidenceError("evidence needs organization_id and meter_ids")
+        }
+        let evidence = EvidenceRequest(organizationID: org, meterIDs: ids.compactMap { $0.text.flatMap { Int64($0) } }, from: try instant("from"),
+                                       to: try instant("to"), expectedWh: request["expected_wh"]?.double)
+        let keeper = EvidenceKeeper(connection: connection, store: store, scratchDirectory: scratchDirectory)
+        let id = try keeper.create(evidence)
+        let row = try connection.query("SELECT data_hash, archive_path FROM default_event WHERE id = $1", [String(id)])
+        context.logger.info("evidence created", metadata: ["evidenceId": .stringConvertible(id), "organizationId": .stringConvertible(org)])
+        var writer = JSONWriter()
+        writer.value(.object([JSONMember("evidence", .object([
+            JSONMember("id", .number(String(id))), JSONMember("data_hash", .string(row[0, "data_hash"]!)),
+            JSONMember("archive_path", .string(row[0, "archive_path"]!)),
+        ]))]))
         return writer.bytes
     }
 }

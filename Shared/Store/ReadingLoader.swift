@@ -377,3 +377,107 @@ public enum PostgresArray {
         return literal + "}"
     }
 }
+
+/// What a replay of one file changed (or, in a dry run, would change).
+public struct ReplaySummary: Sendable, Equatable {
+    public var rowsRead = 0
+    /// Keys the file gives that the table lacks.
+    public var added = 0
+    /// Keys whose values the file now gives differently (under the loader's rule for existing keys).
+    public var changed = 0
+    /// Rows this file loaded before that it no longer gives.
+    public var removed = 0
+    public var unchanged = 0
+
+    public init() {}
+}
+
+extension ReadingLoader {
+    private struct DryRunDone: Error { var summary: ReplaySummary }
+
+    /// Re-derives the rows of a file loaded before (its `ingestion_log` row `ingestionID`) from
+    /// `batches`, in one transaction: new keys are added, existing keys updated under the loader's
+    /// rule (values replaced when they differ; a `missing` row replaces only a `missing` row),
+    /// rows this file had loaded that it no longer gives are removed, and the touched hours are
+    /// marked for the aggregates. The `ingestion_log` row is not touched. `dryRun` rolls back and
+    /// only counts.
+    public func replay(_ file: IngestedFile, ingestionID: Int64, batches next: () throws -> ReadingBatch?, dryRun: Bool) throws -> ReplaySummary {
+        var state = LoadState(file: file)
+        var summary = ReplaySummary()
+        var ignored = LoadSummary()
+        do {
+            return try connection.transaction { () throws -> ReplaySummary in
+                try connection.query("""
+                    CREATE TEMPORARY TABLE meterlake_replay_raw (LIKE meter_reading INCLUDING DEFAULTS) ON COMMIT DROP
+                    """)
+                while let batch = try next() {
+                    guard !batch.readings.isEmpty else { continue }
+                    let meterIDs = try registerMeters(batch.readings, state: &state, summary: &ignored)
+                    try ensurePartitions(for: batch.readings, state: &state, summary: &ignored)
+                    try copy(batch.readings, meterIDs: meterIDs, ingestionID: ingestionID, into: "meterlake_replay_raw")
+                    summary.rowsRead += batch.readings.count
+                }
+                // One row per key (the first, as the loader keeps the first of in-file duplicates).
+                try connection.query("""
+                    CREATE TEMPORARY TABLE meterlake_replay ON COMMIT DROP AS
+                    SELECT DISTINCT ON (meter_id, "timestamp") * FROM meterlake_replay_raw ORDER BY meter_id, "timestamp", ctid
+                    """)
+                let counts = try connection.query("""
+                    SELECT count(*) FILTER (WHERE r.meter_id IS NULL) AS added,
+                           count(*) FILTER (WHERE r.meter_id IS NOT NULL
+                               AND (r.reading_interval_seconds, r.energy_wh, r.power_w, r.irradiance_wm2, r.temperature_c, r.other_metrics, r.quality)
+                                   IS DISTINCT FROM (n.reading_interval_seconds, n.energy_wh, n.power_w, n.irradiance_wm2, n.temperature_c, n.other_metrics, n.quality)
+                               AND (n.quality <> 'missing' OR r.quality = 'missing')) AS changed
+                    FROM meterlake_replay n LEFT JOIN meter_reading r USING (meter_id, "timestamp")
+                    """)
+                summary.added = Int(counts[0, "added"]!)!
+                summary.changed = Int(counts[0, "changed"]!)!
+                summary.unchanged = summary.rowsRead - summary.added - summary.changed
+                let removed = try connection.query("""
+                    SELECT r.meter_id, (extract(epoch FROM r."timestamp"))::bigint AS t FROM meter_reading r
+                    WHERE r.ingestion_id = $1 AND NOT EXISTS (
+                        SELECT 1 FROM meterlake_replay n WHERE n.meter_id = r.meter_id AND n."timestamp" = r."timestamp")
+                    """, [String(ingestionID)])
+                summary.removed = removed.count
+                if dryRun { throw DryRunDone(summary: summary) }
+                try connection.query("""
+                    INSERT INTO meter_reading (\(Self.columns))
+                    SELECT \(Self.columns) FROM meterlake_replay
+                    ON CONFLICT (meter_id, "timestamp") DO UPDATE SET
+                        reading_interval_seconds = EXCLUDED.reading_interval_seconds, energy_wh = EXCLUDED.energy_wh,
+                        power_w = EXCLUDED.power_w, irradiance_wm2 = EXCLUDED.irradiance_wm2,
+                        temperature_c = EXCLUDED.temperature_c, other_metrics = EXCLUDED.other_metrics,
+                        quality = EXCLUDED.quality, ingested_at = EXCLUDED.ingested_at, ingestion_id = EXCLUDED.ingestion_id
+                    WHERE (meter_reading.reading_interval_seconds, meter_reading.energy_wh, meter_reading.power_w,
+                           meter_reading.irradiance_wm2, meter_reading.temperature_c, meter_reading.other_metrics, meter_reading.quality)
+                        IS DISTINCT FROM
+                          (EXCLUDED.reading_interval_seconds, EXCLUDED.energy_wh, EXCLUDED.power_w,
+                           EXCLUDED.irradiance_wm2, EXCLUDED.temperature_c, EXCLUDED.other_metrics, EXCLUDED.quality)
+                      AND (EXCLUDED.quality <> 'missing' OR meter_reading.quality = 'missing')
+                    """)
+                try connection.query("""
+                    DELETE FROM meter_reading r WHERE r.ingestion_id = $1 AND NOT EXISTS (
+                        SELECT 1 FROM meterlake_replay n WHERE n.meter_id = r.meter_id AND n."timestamp" = r."timestamp")
+                    """, [String(ingestionID)])
+                // The aggregates of every hour the file gives or gave.
+                var dirty: [Int64: (first: Int64, last: Int64)] = [:]
+                let hours = try connection.query("""
+                    SELECT meter_id, min((extract(epoch FROM "timestamp"))::bigint) AS first, max((extract(epoch FROM "timestamp"))::bigint) AS last
+                    FROM meterlake_replay GROUP BY meter_id
+                    """)
+                for row in hours.rows {
+                    dirty[Int64(row[0]!)!] = (floorDivide(Int64(row[1]!)!, 3600) * 3600, floorDivide(Int64(row[2]!)!, 3600) * 3600)
+                }
+                for row in removed.rows {
+                    let meter = Int64(row[0]!)!, hour = floorDivide(Int64(row[1]!)!, 3600) * 3600
+                    let range = dirty[meter] ?? (hour, hour)
+                    dirty[meter] = (min(range.first, hour), max(range.last, hour))
+                }
+                if summary.added + summary.changed + summary.removed > 0 { try markDirty(dirty) }
+                return summary
+            }
+        } catch let done as DryRunDone {
+            return done.summary
+        }
+    }
+}

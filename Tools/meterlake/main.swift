@@ -38,6 +38,19 @@ let usageText = """
                                              recompute the aggregates from the readings (hourly, and
                                              daily/monthly where readings are kept, else from the
                                              hourly rows) and list every difference; exit 1 if any
+      evidence create --org N --meters ID[,ID…] --from T --to T [--expected-wh X]
+                                             archive the meters' readings of a breach period to the
+                                             lake and record the evidence (hash, figures from the
+                                             aggregates, sample, source files' chain positions)
+      evidence verify ID                     re-hash the archive, check it against the row and the
+                                             aggregates; says where it differs (works after the
+                                             readings are dropped)
+      audit verify                           walk the ingestion log's hash chain and name the first
+                                             row edited, deleted, inserted or re-ordered
+      replay --source S --org N --from DAY --to DAY [--dry-run]
+                                             re-derive the rows of the validated files that landed
+                                             on those days with today's validator code; --dry-run
+                                             says what would be added, changed, removed
       migrate                                apply the database migrations to DATABASE_URL (safe to re-run)
       partitions                             create this and the next two months' reading partitions
                                              and drop those wholly older than 90 days whose
@@ -69,7 +82,7 @@ func options(_ arguments: ArraySlice<String>, allowed: Set<String>) throws(Failu
         if argument.hasPrefix("--") {
             let name = String(argument.dropFirst(2))
             guard allowed.contains(name) else { throw .usage("unknown option \(argument)") }
-            if name == "raw" { named[name] = "" ; continue }
+            if name == "raw" || name == "dry-run" { named[name] = "" ; continue }
             guard let value = rest.popFirst() else { throw .usage("\(argument) needs a value") }
             named[name] = value
         } else {
@@ -114,6 +127,12 @@ func run(_ arguments: ArraySlice<String>, environment: Environment) throws(Failu
         }
     case "state":
         return try state(arguments.dropFirst(), environment: environment)
+    case "evidence":
+        return try TrustCommands.evidence(arguments.dropFirst(), environment: environment)
+    case "audit":
+        return try TrustCommands.audit(arguments.dropFirst(), environment: environment)
+    case "replay":
+        return try TrustCommands.replay(arguments.dropFirst(), environment: environment)
     case "aggregates":
         return try AggregateCommands.run(arguments.dropFirst(), environment: environment)
     case "local":
