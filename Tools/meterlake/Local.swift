@@ -3,6 +3,7 @@ import Core
 import Lake
 import LambdaRuntime
 import Store
+import Trust
 import Validation
 import FoundationEssentials
 import Postgres
@@ -92,6 +93,7 @@ enum LocalRun {
                     throw Failure.refused("the maintenance function failed:\n" + String(decoding: FileIO.readAll(scratch + "/maintenance.txt") ?? [], as: UTF8.self))
                 }
                 out += "\n\n" + (try AggregateCommands.summary(answer, maintenance: maintenance, connection: connection))
+                out += "\n\n" + (try trustDemo(connection: connection, store: store))
             }
             return out
         } catch let failure as Failure {
@@ -99,6 +101,28 @@ enum LocalRun {
         } catch {
             throw .refused("\(error)")
         }
+    }
+
+    /// The trust commands on what was just loaded: evidence for the busiest meter's fullest UTC
+    /// day, its verification, the ingestion log's chain, and a replay dry run.
+    static func trustDemo(connection: PostgresConnection, store: LocalObjectStore) throws -> String {
+        var out = ""
+        let busiest = try connection.query("""
+            SELECT meter_id, (extract(epoch FROM date_trunc('day', "timestamp", 'UTC')))::bigint AS day, count(*) AS n
+            FROM meter_reading GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 1
+            """)
+        if busiest.count == 1, let meter = Int64(busiest[0, "meter_id"]!), let day = Int64(busiest[0, "day"]!) {
+            let keeper = EvidenceKeeper(connection: connection, store: store)
+            let id = try keeper.create(EvidenceRequest(organizationID: 42, meterIDs: [meter], from: day, to: day + 86_400, expectedWh: 10_000))
+            let row = try connection.query("SELECT archive_path, data_hash, evidence->>'readings' AS n, evidence->>'actual_wh' AS actual, evidence->>'shortfall_wh' AS shortfall FROM default_event WHERE id = $1", [String(id)])
+            out += "meterlake evidence create --org 42 --meters \(meter) --from \(Timestamp.day(epochSeconds: day)) --to \(Timestamp.day(epochSeconds: day + 86_400)) --expected-wh 10000\n"
+            out += "  evidence \(id): \(row[0, "n"] ?? "0") readings archived at \(row[0, "archive_path"] ?? ""), actual \(row[0, "actual"] ?? "?") Wh, shortfall \(row[0, "shortfall"] ?? "?") Wh\n"
+            let verdict = try keeper.verify(id: id)
+            out += "meterlake evidence verify \(id)\n  " + (verdict.verified ? "verifies: \(verdict.readings) readings hash to data_hash \(row[0, "data_hash"]!.prefix(16))…" : "DOES NOT VERIFY: \(verdict.problems.joined(separator: "; "))") + "\n"
+        }
+        let chain = try IngestionChain.verify(connection: connection)
+        out += "meterlake audit verify\n  " + (chain.problem.map { "BROKEN: \($0)" } ?? "the ingestion log's chain holds: \(chain.checked) rows") + "\n"
+        return out + "(and meterlake replay --source manual --org 42 --from DAY --to DAY --dry-run re-derives validated files; docs/trust.md)"
     }
 
     static func summary(_ response: ValidatorResponse, lake: String, store: LocalObjectStore, connection: PostgresConnection, validator: String) throws -> String {
