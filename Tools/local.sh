@@ -36,3 +36,12 @@ lake="${METERLAKE_LAKE_DIR:-$(mktemp -d /tmp/meterlake-lake.XXXXXX)}"
 echo
 .build/debug/meterlake local --lake "$lake" --validator .build/debug/validator --fetchers .build/debug \
     --maintenance .build/debug/maintenance --samples docs/samples
+
+# `Tools/local.sh --shell`: stay in a shell with this run's database and lake (and the meterlake
+# command on PATH) to try the trust commands on its data; everything is removed when it exits.
+if [ "${1:-}" = "--shell" ]; then
+    export METERLAKE_LAKE_DIR="$lake" PATH="$PWD/.build/debug:$PATH"
+    echo
+    echo "==> a shell with DATABASE_URL and METERLAKE_LAKE_DIR of this run; try: meterlake audit verify  (exit to clean up)"
+    bash -i || true
+fi
