@@ -4,6 +4,8 @@ import Lake
 import LambdaRuntime
 
 Lambda.main(name: "fetcher-enphase") { environment, _ in
+    // Secrets given as *_SECRET_ARN are read from Secrets Manager once, at cold start.
+    let environment = try RuntimeSecrets.resolve(environment)
     let base = environment["ENPHASE_API_BASE_URL"] ?? "https://api.enphaseenergy.com/api/v4/"
     return Fetcher(
         driver: EnphaseDriver(

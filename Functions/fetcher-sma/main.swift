@@ -4,6 +4,8 @@ import Lake
 import LambdaRuntime
 
 Lambda.main(name: "fetcher-sma") { environment, _ in
+    // Secrets given as *_SECRET_ARN are read from Secrets Manager once, at cold start.
+    let environment = try RuntimeSecrets.resolve(environment)
     let base = environment["SMA_API_BASE_URL"] ?? "https://monitoring.smaapis.de/v1/"
     return Fetcher(
         driver: SMADriver(

@@ -4,5 +4,7 @@ import LambdaRuntime
 import Validation
 
 Lambda.main(name: "validator", typed: { environment, _ in
-    Validator(configuration: try ValidatorConfiguration(environment: environment), store: try ObjectStores.make(environment: environment))
+    // Secrets given as *_SECRET_ARN are read from Secrets Manager once, at cold start.
+    let environment = try RuntimeSecrets.resolve(environment)
+    return Validator(configuration: try ValidatorConfiguration(environment: environment), store: try ObjectStores.make(environment: environment))
 })

@@ -221,3 +221,43 @@ let previousMonth: (first: String, second: String, hours: Int) = {
         #expect(!harness.output.contains("sealed-"))
     }
 }
+
+/// Secrets read at cold start from Secrets Manager (moto's), not from plain variables.
+@Suite struct RuntimeSecretsTests {
+    @Test func aFunctionReadsItsDatabaseURLFromSecretsManager() throws {
+        let database = try TestDatabase()
+        let endpoint = try Moto.variable("MOTO_S3_ENDPOINT")
+        let client = SecretsManagerClient(region: "us-east-1", credentials: AWSCredentials(accessKeyID: "test", secretAccessKey: "test"),
+                                          endpoint: endpoint, caBundlePath: nil)
+        let name = "meterlake/db-\(UUID().uuidString.prefix(8))"
+        let created = try client.call("CreateSecret", .object([JSONMember("Name", .string(name)), JSONMember("SecretString", .string(database.url))]))
+        let arn = try #require(created.answer?["ARN"]?.text)
+        let json = "meterlake/app-\(UUID().uuidString.prefix(8))"
+        let app = try client.call("CreateSecret", .object([JSONMember("Name", .string(json)),
+                                                           JSONMember("SecretString", .string(#"{"client_id":"abc","client_secret":"s3cr3t-value"}"#))]))
+        let appARN = try #require(app.answer?["ARN"]?.text)
+        let base: [String: String] = ["AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"]
+
+        let resolved = try RuntimeSecrets.resolve(Environment(base.merging(["DATABASE_URL_SECRET_ARN": arn, "SMA_CLIENT_SECRET_SECRET_ARN": appARN + "#client_secret",
+                                                                            "SMA_CLIENT_ID_SECRET_ARN": appARN + "#client_id"]) { $1 }))
+        #expect(resolved["DATABASE_URL"] == database.url && resolved["SMA_CLIENT_SECRET"] == "s3cr3t-value" && resolved["SMA_CLIENT_ID"] == "abc")
+        #expect(throws: ConfigurationError.self) { try RuntimeSecrets.resolve(Environment(base.merging(["DATABASE_URL_SECRET_ARN": arn + "-missing"]) { $1 })) }
+        #expect(throws: ConfigurationError.self) { try RuntimeSecrets.resolve(Environment(base.merging(["SMA_CLIENT_ID_SECRET_ARN": appARN + "#absent"]) { $1 })) }
+
+        // The built function with no DATABASE_URL at all, only the secret's ARN: it runs.
+        let api = try FakeRuntimeAPI()
+        defer { api.stop() }
+        let process = try ChildProcess(try BuiltBinary.path("maintenance"), environment: base.merging([
+            "AWS_LAMBDA_RUNTIME_API": api.address, "DATABASE_URL_SECRET_ARN": arn,
+        ]) { $1 })
+        defer { process.terminate() }
+        let event = FakeRuntimeAPI.Event(Array(#"{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}"#.utf8))
+        api.enqueue(event)
+        guard case .response(_, let body)? = api.waitForOutcome(requestID: event.requestID, timeout: 60) else {
+            Issue.record("maintenance did not answer: \(process.standardOutput)")
+            return
+        }
+        #expect(String(decoding: body, as: UTF8.self).contains("\"aggregates\""))
+        #expect(!process.standardOutput.contains(database.url))
+    }
+}
