@@ -102,6 +102,17 @@ public struct Aggregates {
                 SELECT h.meter_id, min(a.period_start) AS period_start FROM hulls h
                 JOIN meter_aggregate a ON a.meter_id = h.meter_id AND a.period = 'hourly' GROUP BY h.meter_id
                 """)
+            // Hours whose readings are gone (a replay removed them) lose their row; their days roll up again.
+            try connection.query("""
+                WITH gone AS (
+                    DELETE FROM meter_aggregate a USING hulls h
+                    WHERE a.meter_id = h.meter_id AND a.period = 'hourly' AND a.period_start >= h.first_hour AND a.period_start <= h.last_hour
+                      AND date_trunc('month', a.period_start, 'UTC') NOT IN (SELECT month_start FROM partition_drop)
+                      AND NOT EXISTS (SELECT 1 FROM meter_reading r WHERE r.meter_id = a.meter_id
+                                      AND r."timestamp" >= a.period_start AND r."timestamp" < a.period_start + interval '1 hour')
+                    RETURNING a.meter_id, a.period_start)
+                INSERT INTO touched SELECT meter_id, period_start FROM gone
+                """)
             pass.hours = try connection.query("""
                 WITH written AS (
                     INSERT INTO meter_aggregate (meter_id, period, period_start, period_end, energy_wh, readings_expected, reading_count,
@@ -146,6 +157,15 @@ public struct Aggregates {
                 """)
             pass.days = try rollUp("daily", from: "days")
             pass.months = try rollUp("monthly", from: "months")
+            // A day or month left without any hourly row has no row either.
+            for (period, source, unit) in [("daily", "days", "day"), ("monthly", "months", "month")] {
+                try connection.query("""
+                    DELETE FROM meter_aggregate a USING \(source) p
+                    WHERE a.period = '\(period)' AND a.meter_id = p.meter_id AND a.period_start = p.period_start
+                      AND NOT EXISTS (SELECT 1 FROM meter_aggregate h WHERE h.meter_id = p.meter_id AND h.period = 'hourly'
+                                      AND h.period_start >= p.period_start AND h.period_start < p.period_start + interval '1 \(unit)')
+                    """)
+            }
             return pass
         }
     }

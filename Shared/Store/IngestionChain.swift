@@ -77,45 +77,69 @@ public enum IngestionChain {
         public var checked: Int
         /// The first break, in words (which row, what is wrong); nil when the chain holds.
         public var problem: String?
-        /// Settled rows outside the chain (settled before the chain existed, or appended by hand).
+        /// Settled rows outside the chain: a settled row always takes a position, so these were
+        /// changed by hand (or settled before migration 9).
         public var unchained: [Int64]
+        /// The last position and its hash: kept somewhere the database's users cannot write, they
+        /// make a truncated or re-built chain detectable.
+        public var head: (position: Int64, hash: String)?
+
+        public static func == (a: Verdict, b: Verdict) -> Bool {
+            a.checked == b.checked && a.problem == b.problem && a.unchained == b.unchained && a.head?.position == b.head?.position && a.head?.hash == b.head?.hash
+        }
     }
 
-    /// Walks the chain from position 1 and names the first row that was edited, deleted,
-    /// inserted or re-ordered.
-    public static func verify(connection: PostgresConnection) throws -> Verdict {
-        let rows = try connection.query("SELECT \(factColumns) FROM ingestion_log WHERE chain_position IS NOT NULL ORDER BY chain_position")
+    /// Walks the chain from position 1, 10,000 rows at a time, and names the first row that was
+    /// edited, deleted, inserted or re-ordered. With `expectedHead` (a position and hash recorded
+    /// earlier), a chain that no longer holds that row there is broken too.
+    public static func verify(connection: PostgresConnection, expectedHead: (position: Int64, hash: String)? = nil) throws -> Verdict {
         var expectedPosition: Int64 = 1
         var previous = genesis
         var problem: String?
-        for row in 0..<rows.count {
-            let id = rows[row, "id"]!, key = rows[row, "key"]!
-            let position = Int64(rows[row, "chain_position"]!)!
-            let name = "row \(id) (\(key))"
-            if position != expectedPosition {
-                problem = position > expectedPosition
-                    ? "position \(expectedPosition)\(position - expectedPosition > 1 ? "…\(position - 1)" : "") is missing before \(name) at \(position): a row was deleted or its position changed"
-                    : "\(name) repeats position \(position)"
-                break
+        var checked = 0
+        walk: while true {
+            let rows = try connection.query("""
+                SELECT \(factColumns) FROM ingestion_log WHERE chain_position >= $1 ORDER BY chain_position LIMIT 10000
+                """, [String(expectedPosition)])
+            if rows.count == 0 { break }
+            for row in 0..<rows.count {
+                let id = rows[row, "id"]!, key = rows[row, "key"]!
+                let position = Int64(rows[row, "chain_position"]!)!
+                let name = "row \(id) (\(key))"
+                if position != expectedPosition {
+                    problem = "position \(expectedPosition)\(position - expectedPosition > 1 ? "…\(position - 1)" : "") is missing before \(name) at \(position): a row was deleted or its position changed"
+                    break walk
+                }
+                let storedPrevious = rows[row, "previous_hash"] ?? ""
+                guard storedPrevious == previous else {
+                    problem = "\(name) at position \(position) does not follow position \(position - 1): its previous hash is \(storedPrevious.prefix(12))…, "
+                        + "the chain says \(previous.prefix(12))… (a row was inserted out of order, re-ordered, or the row before it was re-hashed)"
+                    break walk
+                }
+                let recomputed = facts(rows, row, position: position, previousHash: previous).hash
+                guard rows[row, "row_hash"] == recomputed else {
+                    problem = "\(name) at position \(position) was edited: its facts hash to \(recomputed.prefix(12))…, its row_hash is \((rows[row, "row_hash"] ?? "").prefix(12))…"
+                    break walk
+                }
+                previous = recomputed
+                expectedPosition += 1
+                checked += 1
             }
-            let storedPrevious = rows[row, "previous_hash"] ?? ""
-            guard storedPrevious == previous else {
-                problem = "\(name) at position \(position) does not follow position \(position - 1): its previous hash is \(storedPrevious.prefix(12))…, "
-                    + "the chain says \(previous.prefix(12))… (a row was inserted out of order, re-ordered, or the row before it was re-hashed)"
-                break
+        }
+        let head = checked > 0 ? (position: expectedPosition - 1, hash: previous) : nil
+        if problem == nil, let expectedHead {
+            let at = try connection.query("SELECT row_hash FROM ingestion_log WHERE chain_position = $1", [String(expectedHead.position)])
+            if at.count != 1 || at[0, "row_hash"] != expectedHead.hash {
+                problem = "the recorded head, position \(expectedHead.position) with hash \(expectedHead.hash.prefix(12))…, is no longer in the chain: rows were deleted from its end or the chain was re-built"
             }
-            let recomputed = facts(rows, row, position: position, previousHash: previous).hash
-            guard rows[row, "row_hash"] == recomputed else {
-                problem = "\(name) at position \(position) was edited: its facts hash to \(recomputed.prefix(12))…, its row_hash is \((rows[row, "row_hash"] ?? "").prefix(12))…"
-                break
-            }
-            previous = recomputed
-            expectedPosition += 1
         }
         let unchained = try connection.query("""
             SELECT id FROM ingestion_log WHERE chain_position IS NULL AND status IN ('validated', 'quarantined') ORDER BY id
             """).rows.compactMap { $0[0].flatMap { Int64($0) } }
-        return Verdict(checked: rows.count, problem: problem, unchained: unchained)
+        if problem == nil, let first = unchained.first {
+            problem = "row \(first) is settled but outside the chain (\(unchained.count) such rows): its position was removed or its status changed by hand"
+        }
+        return Verdict(checked: checked, problem: problem, unchained: unchained, head: head)
     }
 
     /// The chain position and hash of ingestion rows (for evidence to cite).

@@ -388,6 +388,12 @@ public struct ReplaySummary: Sendable, Equatable {
     /// Rows this file loaded before that it no longer gives.
     public var removed = 0
     public var unchanged = 0
+    /// Keys another file now owns (a later correction): left as they are.
+    public var superseded = 0
+    /// Readings in months whose partitions were dropped (their aggregates are final): skipped.
+    public var inDroppedMonths = 0
+    /// Rows the validator's checks reject today (not loaded; counted against the reject threshold).
+    public var rejected = 0
 
     public init() {}
 }
@@ -401,7 +407,8 @@ extension ReadingLoader {
     /// rows this file had loaded that it no longer gives are removed, and the touched hours are
     /// marked for the aggregates. The `ingestion_log` row is not touched. `dryRun` rolls back and
     /// only counts.
-    public func replay(_ file: IngestedFile, ingestionID: Int64, batches next: () throws -> ReadingBatch?, dryRun: Bool) throws -> ReplaySummary {
+    public func replay(_ file: IngestedFile, ingestionID: Int64, batches next: () throws -> ReadingBatch?, dryRun: Bool,
+                       accepts: (_ processed: Int, _ rejected: Int) -> Bool = { _, _ in true }) throws -> ReplaySummary {
         var state = LoadState(file: file)
         var summary = ReplaySummary()
         var ignored = LoadSummary()
@@ -410,36 +417,57 @@ extension ReadingLoader {
                 try connection.query("""
                     CREATE TEMPORARY TABLE meterlake_replay_raw (LIKE meter_reading INCLUDING DEFAULTS) ON COMMIT DROP
                     """)
+                let dropped = Set(try connection.query("SELECT (extract(epoch FROM month_start))::bigint AS m FROM partition_drop").rows
+                    .compactMap { $0[0].flatMap { Int64($0) }.map { PartitionMaintenance.monthIndex(of: $0) } })
+                var processed = 0
                 while let batch = try next() {
-                    guard !batch.readings.isEmpty else { continue }
-                    let meterIDs = try registerMeters(batch.readings, state: &state, summary: &ignored)
-                    try ensurePartitions(for: batch.readings, state: &state, summary: &ignored)
-                    try copy(batch.readings, meterIDs: meterIDs, ingestionID: ingestionID, into: "meterlake_replay_raw")
-                    summary.rowsRead += batch.readings.count
+                    processed += batch.rowsProcessed
+                    summary.rejected += batch.rowsRejected
+                    // Months already dropped are final: their readings are not brought back.
+                    let readings = batch.readings.filter { !dropped.contains(PartitionMaintenance.monthIndex(of: $0.timestamp)) }
+                    summary.inDroppedMonths += batch.readings.count - readings.count
+                    guard !readings.isEmpty else { continue }
+                    let meterIDs = try registerMeters(readings, state: &state, summary: &ignored)
+                    try copy(readings, meterIDs: meterIDs, ingestionID: ingestionID, into: "meterlake_replay_raw")
+                    summary.rowsRead += readings.count
+                }
+                guard accepts(processed, summary.rejected) else {
+                    throw ReplayDeclined(reason: "today's checks reject \(summary.rejected) of \(processed) rows, above the reject threshold: not replayed")
                 }
                 // One row per key (the first, as the loader keeps the first of in-file duplicates).
                 try connection.query("""
                     CREATE TEMPORARY TABLE meterlake_replay ON COMMIT DROP AS
                     SELECT DISTINCT ON (meter_id, "timestamp") * FROM meterlake_replay_raw ORDER BY meter_id, "timestamp", ctid
                     """)
+                // Only rows this file owns change; a key a later file wrote stays that file's.
                 let counts = try connection.query("""
                     SELECT count(*) FILTER (WHERE r.meter_id IS NULL) AS added,
-                           count(*) FILTER (WHERE r.meter_id IS NOT NULL
+                           count(*) FILTER (WHERE r.meter_id IS NOT NULL AND r.ingestion_id IS DISTINCT FROM $1::bigint) AS superseded,
+                           count(*) FILTER (WHERE r.meter_id IS NOT NULL AND r.ingestion_id = $1::bigint
                                AND (r.reading_interval_seconds, r.energy_wh, r.power_w, r.irradiance_wm2, r.temperature_c, r.other_metrics, r.quality)
                                    IS DISTINCT FROM (n.reading_interval_seconds, n.energy_wh, n.power_w, n.irradiance_wm2, n.temperature_c, n.other_metrics, n.quality)
                                AND (n.quality <> 'missing' OR r.quality = 'missing')) AS changed
                     FROM meterlake_replay n LEFT JOIN meter_reading r USING (meter_id, "timestamp")
-                    """)
+                    """, [String(ingestionID)])
                 summary.added = Int(counts[0, "added"]!)!
                 summary.changed = Int(counts[0, "changed"]!)!
-                summary.unchanged = summary.rowsRead - summary.added - summary.changed
+                summary.superseded = Int(counts[0, "superseded"]!)!
+                summary.unchanged = summary.rowsRead - summary.added - summary.changed - summary.superseded
                 let removed = try connection.query("""
                     SELECT r.meter_id, (extract(epoch FROM r."timestamp"))::bigint AS t FROM meter_reading r
                     WHERE r.ingestion_id = $1 AND NOT EXISTS (
                         SELECT 1 FROM meterlake_replay n WHERE n.meter_id = r.meter_id AND n."timestamp" = r."timestamp")
                     """, [String(ingestionID)])
                 summary.removed = removed.count
+                // A dry run stops here: no partition is made, nothing is written.
                 if dryRun { throw DryRunDone(summary: summary) }
+                let months = try connection.query("""
+                    SELECT DISTINCT (extract(epoch FROM date_trunc('month', "timestamp", 'UTC')))::bigint AS m FROM meterlake_replay
+                    """).rows.compactMap { $0[0].flatMap { Int64($0) } }
+                for month in months.map(PartitionMaintenance.monthIndex(of:)).sorted() where !state.partitions.contains(month) {
+                    try PartitionMaintenance.ensure(monthIndex: month, connection: connection)
+                    state.partitions.insert(month)
+                }
                 try connection.query("""
                     INSERT INTO meter_reading (\(Self.columns))
                     SELECT \(Self.columns) FROM meterlake_replay
@@ -448,7 +476,8 @@ extension ReadingLoader {
                         power_w = EXCLUDED.power_w, irradiance_wm2 = EXCLUDED.irradiance_wm2,
                         temperature_c = EXCLUDED.temperature_c, other_metrics = EXCLUDED.other_metrics,
                         quality = EXCLUDED.quality, ingested_at = EXCLUDED.ingested_at, ingestion_id = EXCLUDED.ingestion_id
-                    WHERE (meter_reading.reading_interval_seconds, meter_reading.energy_wh, meter_reading.power_w,
+                    WHERE meter_reading.ingestion_id = EXCLUDED.ingestion_id
+                      AND (meter_reading.reading_interval_seconds, meter_reading.energy_wh, meter_reading.power_w,
                            meter_reading.irradiance_wm2, meter_reading.temperature_c, meter_reading.other_metrics, meter_reading.quality)
                         IS DISTINCT FROM
                           (EXCLUDED.reading_interval_seconds, EXCLUDED.energy_wh, EXCLUDED.power_w,
@@ -480,4 +509,10 @@ extension ReadingLoader {
             return done.summary
         }
     }
+}
+
+/// A replay refused as a whole (today's checks reject too much of the file).
+public struct ReplayDeclined: Error, CustomStringConvertible {
+    public var reason: String
+    public var description: String { reason }
 }

@@ -45,7 +45,8 @@ public struct EvidenceKeeper {
     public static let chunkReadings = 1000
     public static let format = "meterlake.evidence.v1"
     /// Readings one archive may hold.
-    public static let maximumReadings = 5_000_000
+    /// Readings one archive may hold (about 300 MB of memory a half million while it is built).
+    public static let maximumReadings = 500_000
 
     public init(connection: PostgresConnection, store: any ObjectStore, scratchDirectory: String = "/tmp") {
         self.connection = connection
@@ -56,7 +57,7 @@ public struct EvidenceKeeper {
     /// The archive's canonical bytes: a header line, then one line per reading (sorted by meter,
     /// then time): `[meter_id, "timestamp", interval_s, "energy_wh"|null, "power_w"|null, "quality", ingestion_id|null]`,
     /// numbers of the database as PostgreSQL prints them (exact round trip), each line ending in `\n`.
-    func document(_ request: EvidenceRequest) throws -> (bytes: [UInt8], readings: Int, headerHash: String, chunks: [String], lines: [String], ingestionIDs: [Int64]) {
+    func document(_ request: EvidenceRequest) throws -> (bytes: [UInt8], readings: Int, headerHash: String, chunks: [String], lines: [String], ingestionIDs: [Int64], actualWh: Double) {
         let meters = try connection.query("""
             SELECT m.id, s.name AS source, m.external_site_id, m.external_device_id FROM meter m JOIN data_source s ON s.id = m.data_source_id
             WHERE m.id = ANY($1::bigint[]) AND m.organization_id = $2 ORDER BY m.id
@@ -72,6 +73,9 @@ public struct EvidenceKeeper {
         header.key("start"); header.string(Timestamp.rfc3339(seconds: request.from, nanoseconds: 0, zoned: true))
         header.key("end"); header.string(Timestamp.rfc3339(seconds: request.to, nanoseconds: 0, zoned: true))
         header.endObject()
+        if let expected = request.expectedWh {
+            header.key("expected_wh"); header.raw(JSONValue.format(expected))
+        }
         header.key("meters"); header.beginArray()
         for row in 0..<meters.count {
             header.beginObject()
@@ -85,6 +89,8 @@ public struct EvidenceKeeper {
         header.endObject()
         var bytes = header.bytes + [0x0A]
         let headerHash = Hex.encode(SHA256.hash(bytes))
+        // Shortest exact text for every double, whatever the session was left with.
+        try connection.query("SET LOCAL extra_float_digits = 1")
         let readings = try connection.query("""
             SELECT meter_id, (extract(epoch FROM "timestamp"))::bigint AS t, reading_interval_seconds, energy_wh::text AS e, power_w::text AS p,
                    quality, ingestion_id
@@ -96,13 +102,19 @@ public struct EvidenceKeeper {
         var lines: [String] = []
         var chunk: [UInt8] = []
         var ingestionIDs = Set<Int64>()
+        var actual = 0.0
         for row in 0..<readings.count {
             var line = JSONWriter()
             line.beginArray()
             line.number(Int64(readings[row, "meter_id"]!)!)
             line.string(Timestamp.rfc3339(seconds: Int64(readings[row, "t"]!)!, nanoseconds: 0, zoned: true))
             line.number(Int64(readings[row, "reading_interval_seconds"]!)!)
-            if let energy = readings[row, "e"] { line.string(energy) } else { line.null() }
+            if let energy = readings[row, "e"] {
+                line.string(energy)
+                if readings[row, "quality"] != "missing" { actual += Double(energy) ?? 0 }
+            } else {
+                line.null()
+            }
             if let power = readings[row, "p"] { line.string(power) } else { line.null() }
             line.string(readings[row, "quality"]!)
             if let id = readings[row, "ingestion_id"].flatMap({ Int64($0) }) {
@@ -122,7 +134,7 @@ public struct EvidenceKeeper {
             }
         }
         if !chunk.isEmpty { chunks.append(Hex.encode(SHA256.hash(chunk))) }
-        return (bytes, readings.count, headerHash, chunks, lines, ingestionIDs.sorted())
+        return (bytes, readings.count, headerHash, chunks, lines, ingestionIDs.sorted(), actual)
     }
 
     /// The figures of the period from the aggregates (hourly rows): energy, available and expected hours.
@@ -144,30 +156,45 @@ public struct EvidenceKeeper {
             throw EvidenceError("the breach period must start and end on whole UTC hours, start before end")
         }
         guard !request.meterIDs.isEmpty, request.meterIDs.count <= 1000 else { throw EvidenceError("name 1 to 1000 meters") }
-        let pending = try connection.query("""
-            SELECT count(*) AS n FROM aggregate_dirty WHERE meter_id = ANY($1::bigint[]) AND first_hour < to_timestamp($3) AND last_hour >= to_timestamp($2)
-            """, [array(request.meterIDs), String(request.from), String(request.to)])
-        guard pending[0, "n"] == "0" else {
-            throw EvidenceError("the period's aggregates are not final (\(pending[0, "n"]!) dirty ranges wait): run the maintenance function first")
+        if let expected = request.expectedWh, !(expected.isFinite && expected >= 0 && expected < 1e15) {
+            throw EvidenceError("expected_wh must be a number from 0 to 1e15")
         }
-        let document = try document(request)
-        guard document.readings > 0 else { throw EvidenceError("no readings of these meters in the period: nothing to keep") }
-        let figures = try figures(request)
-        let dataHash = Hex.encode(SHA256.hash(document.bytes))
-        let id = Int64(try connection.query("SELECT nextval(pg_get_serial_sequence('default_event', 'id')) AS id")[0, "id"]!)!
-        let archivePath = "archive/evidence/\(request.organizationID)/\(id).json.gz"
-        let compressed = try Deflater.gzip(document.bytes)
-        try store.put(archivePath, body: .bytes(compressed), contentType: "application/gzip")
-        let sources = try IngestionChain.positions(ids: document.ingestionIDs, connection: connection)
-        let evidence = Self.evidence(request, figures: figures, readings: document.readings, sample: document.lines, dataHash: dataHash,
-                                     headerHash: document.headerHash, chunks: document.chunks, archivePath: archivePath, archiveBytes: compressed.count, sources: sources)
-        try connection.query("""
-            INSERT INTO default_event (id, organization_id, breach_start, breach_end, meter_ids, evidence, data_hash, archive_path)
-            VALUES ($1, $2, to_timestamp($3), to_timestamp($4), $5::bigint[], $6::jsonb, $7, $8)
-            """, [String(id), String(request.organizationID), String(request.from), String(request.to), array(request.meterIDs),
-                  evidence.serialized, dataHash, archivePath])
-        return id
+        // One snapshot for the check, the archive and the figures: a load committing meanwhile
+        // cannot make the archive and the row disagree.
+        return try connection.transaction {
+            try connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            let pending = try connection.query("""
+                SELECT count(*) AS n FROM aggregate_dirty WHERE meter_id = ANY($1::bigint[]) AND first_hour < to_timestamp($3) AND last_hour >= to_timestamp($2)
+                """, [array(request.meterIDs), String(request.from), String(request.to)])
+            guard pending[0, "n"] == "0" else {
+                throw EvidenceError("the period's aggregates are not final (\(pending[0, "n"]!) dirty ranges wait): run the maintenance function first")
+            }
+            let document = try document(request)
+            guard document.readings > 0 else { throw EvidenceError("no readings of these meters in the period: nothing to keep") }
+            let figures = try figures(request)
+            guard !Self.differs(figures.actualWh, document.actualWh) else {
+                throw EvidenceError("the aggregates say \(JSONValue.format(figures.actualWh)) Wh, the readings \(JSONValue.format(document.actualWh)): they are not final; run the maintenance function first")
+            }
+            let dataHash = Hex.encode(SHA256.hash(document.bytes))
+            let id = Int64(try connection.query("SELECT nextval(pg_get_serial_sequence('default_event', 'id')) AS id")[0, "id"]!)!
+            let archivePath = "archive/evidence/\(request.organizationID)/\(id).json.gz"
+            let compressed = try Deflater.gzip(document.bytes)
+            try store.put(archivePath, body: .bytes(compressed), contentType: "application/gzip")
+            let sources = try IngestionChain.positions(ids: document.ingestionIDs, connection: connection)
+            let evidence = Self.evidence(request, figures: figures, readings: document.readings, sample: document.lines, dataHash: dataHash,
+                                         headerHash: document.headerHash, chunks: document.chunks, archivePath: archivePath,
+                                         archiveBytes: compressed.count, sources: sources)
+            try connection.query("""
+                INSERT INTO default_event (id, organization_id, breach_start, breach_end, meter_ids, evidence, data_hash, archive_path)
+                VALUES ($1, $2, to_timestamp($3), to_timestamp($4), $5::bigint[], $6::jsonb, $7, $8)
+                """, [String(id), String(request.organizationID), String(request.from), String(request.to), array(request.meterIDs),
+                      evidence.serialized, dataHash, archivePath])
+            return id
+        }
     }
+
+    /// Two figures differ beyond a relative 1e-6 (sums of doubles in another order).
+    static func differs(_ a: Double, _ b: Double) -> Bool { !(abs(a - b) <= 1e-6 * max(1, abs(b))) }
 
     static func evidence(_ request: EvidenceRequest, figures: (actualWh: Double, hoursAvailable: Double, hoursExpected: Double), readings: Int,
                          sample: [String], dataHash: String, headerHash: String, chunks: [String], archivePath: String, archiveBytes: Int,
@@ -211,8 +238,10 @@ public struct EvidenceKeeper {
 extension JSONValue {
     /// A double as JSON text: integral values without a fraction, others to 6 decimals (figures for people).
     static func format(_ value: Double) -> String {
-        guard value.isFinite else { return "0" }
-        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        guard value.isFinite else { return "null" }
+        // Beyond what six decimals in an Int64 hold: the shortest exact form.
+        guard abs(value) < 1e12 else { return String(value) }
+        if value == value.rounded() { return String(Int64(value)) }
         var text = String(Int64((value * 1_000_000).rounded()))
         let negative = text.hasPrefix("-")
         if negative { text.removeFirst() }

@@ -87,19 +87,65 @@ extension EvidenceKeeper {
             if !located { problems.append("archive \(archivePath): its SHA-256 is not the row's data_hash (readings were added at the end)") }
         }
 
-        // 3. The archive's content against the row and the aggregates.
-        var actual = 0.0
-        for line in readingLines {
-            guard case .array(let fields)? = try? JSONParser.parse(Array(line)), fields.count == 7 else { continue }
-            if fields[5] != .string("missing"), let energy = fields[3].text.flatMap(Double.init) { actual += energy }
+        // 3. The archive's header against the row: the claim must be the archive's.
+        if let line = lines.first, let header = try? JSONParser.parse(Array(line)) {
+            if header["organization_id"]?.text != String(request.organizationID) {
+                problems.append("archive line 1: organisation \(text(header["organization_id"])), the row says \(request.organizationID)")
+            }
+            if header["period"]?["start"] != .string(Timestamp.rfc3339(seconds: request.from, nanoseconds: 0, zoned: true))
+                || header["period"]?["end"] != .string(Timestamp.rfc3339(seconds: request.to, nanoseconds: 0, zoned: true)) {
+                problems.append("archive line 1: the period \(text(header["period"]?["start"]))–\(text(header["period"]?["end"])) is not the row's breach period")
+            }
+            var archived: [Int64] = []
+            if case .array(let meters)? = header["meters"] { archived = meters.compactMap { $0["meter_id"]?.text.flatMap { Int64($0) } } }
+            if archived != request.meterIDs { problems.append("archive line 1: meters \(archived), the row says \(request.meterIDs)") }
+            let archivedExpected = header["expected_wh"]?.double, statedExpected = evidence["expected_wh"]?.double
+            if (archivedExpected == nil) != (statedExpected == nil) || (archivedExpected.map { a in statedExpected.map { Self.differs(a, $0) } ?? true } ?? false) {
+                problems.append("evidence.expected_wh is \(text(evidence["expected_wh"])), the archive's header says \(text(header["expected_wh"]))")
+            }
+        } else {
+            problems.append("archive line 1: not the JSON header")
         }
+
+        // 4. The archive's content against the row and the aggregates, hour by hour.
+        var actual = 0.0
+        var hours: [String: (energy: Double, count: Int)] = [:]
+        for line in readingLines {
+            guard case .array(let fields)? = try? JSONParser.parse(Array(line)), fields.count == 7,
+                let meter = fields[0].text, let time = fields[1].text, time.utf8.count >= 13 else { continue }
+            let key = meter + " " + String(time.prefix(13))
+            var hour = hours[key] ?? (0, 0)
+            if fields[5] != .string("missing"), let energy = fields[3].text.flatMap(Double.init) {
+                actual += energy
+                hour.energy += energy
+                hour.count += 1
+            }
+            hours[key] = hour
+        }
+        let stored = try connection.query("""
+            SELECT meter_id::text || ' ' || to_char(period_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24') AS k, coalesce(energy_wh, 0) AS e, reading_count AS n
+            FROM meter_aggregate WHERE period = 'hourly' AND meter_id = ANY($1::bigint[])
+              AND period_start >= to_timestamp($2) AND period_start < to_timestamp($3)
+            """, ["{" + request.meterIDs.map(String.init).joined(separator: ",") + "}", String(request.from), String(request.to)])
+        var aggregated: [String: (energy: Double, count: Int)] = [:]
+        for row in stored.rows { aggregated[row[0]!] = (Double(row[1]!) ?? 0, Int(row[2]!) ?? 0) }
+        var hourProblems: [String] = []
+        for key in Set(hours.keys).union(aggregated.keys).sorted() {
+            let archived = hours[key] ?? (0, 0), kept = aggregated[key] ?? (0, 0)
+            if Self.differs(archived.energy, kept.energy) || archived.count != kept.count {
+                let parts = key.split(separator: " ")
+                hourProblems.append("meter \(parts[0]) hour \(parts.count > 1 ? parts[1] : ""):00Z: the archive holds \(JSONValue.format(archived.energy)) Wh in \(archived.count) readings, the aggregates \(JSONValue.format(kept.energy)) Wh in \(kept.count)")
+            }
+        }
+        problems += hourProblems.prefix(10)
+        if hourProblems.count > 10 { problems.append("… and \(hourProblems.count - 10) more hours") }
         if evidence["readings"]?.text != String(readingLines.count) {
             problems.append("evidence.readings is \(text(evidence["readings"])), the archive holds \(readingLines.count)")
         }
         let sample = (readingLines.prefix(3) + (readingLines.count > 3 ? readingLines.suffix(min(3, readingLines.count - 3)) : [])).map { String(decoding: $0, as: UTF8.self) }
         if evidence["sample_readings"] != .array(sample.map(JSONValue.string)) { problems.append("evidence.sample_readings differ from the archive's first and last readings") }
         let stated = evidence["actual_wh"]?.double ?? .nan
-        func differs(_ a: Double, _ b: Double) -> Bool { !(abs(a - b) <= 1e-6 * max(1, abs(b))) }
+        func differs(_ a: Double, _ b: Double) -> Bool { Self.differs(a, b) }
         if differs(stated, actual) { problems.append("evidence.actual_wh is \(text(evidence["actual_wh"])), the archive's readings sum to \(JSONValue.format(actual))") }
         let figures = try figures(request)
         if differs(figures.actualWh, actual) {
@@ -113,7 +159,7 @@ extension EvidenceKeeper {
             problems.append("evidence.shortfall_wh is \(text(evidence["shortfall_wh"])), expected_wh − actual_wh is \(JSONValue.format(max(0, expected - stated)))")
         }
 
-        // 4. The files the readings came from: still at their chain positions, with their hashes.
+        // 5. The files the readings came from: still at their chain positions, with their hashes.
         if case .array(let sources)? = evidence["sources"] {
             let ids = sources.compactMap { $0["ingestion_id"]?.text.flatMap { Int64($0) } }
             let now = Dictionary(uniqueKeysWithValues: try IngestionChain.positions(ids: ids, connection: connection).map { ($0.id, $0) })

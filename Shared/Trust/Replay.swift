@@ -37,23 +37,23 @@ public struct Replayer {
     /// The validated files of `source` and `organizationID` that landed on a UTC day in
     /// `[from, to]` (`YYYY-MM-DD`), each replayed (or, with `dryRun`, only counted).
     public func run(source: SourceSystem, organizationID: Int64, from: String, to: String, dryRun: Bool, now: Int64) throws -> [ReplayedFile] {
-        guard case .naive(let first) = ISO8601.parse(from + "T00:00"), case .naive(let last) = ISO8601.parse(to + "T00:00"), first <= last else {
+        guard case .naive(let first) = ISO8601.parse(from + "T00:00"), case .naive(let last) = ISO8601.parse(to + "T00:00"), first <= last,
+            from.utf8.count == 10, to.utf8.count == 10 else {
             throw EvidenceError("--from and --to must be days (YYYY-MM-DD), from not after to")
         }
-        // A file is validated on its landing day or later: list each processing day from `from` to today.
-        var objects: [ObjectInfo] = []
-        var day = first
-        while day <= max(last, now / 86_400 * 86_400) {
-            objects += try store.list(prefix: "validated/\(Timestamp.day(epochSeconds: day))/\(source.rawValue)/\(organizationID)/")
-            day += 86_400
-        }
+        // The files come from ingestion_log (validated, with their destination), not from listing the lake.
+        let logged = try connection.query("""
+            SELECT key, destination FROM ingestion_log
+            WHERE status = 'validated' AND destination IS NOT NULL AND data_source_id = $1 AND organization_id = $2
+              AND key LIKE $3 AND substr(key, $4, 10) BETWEEN $5 AND $6
+            ORDER BY key, finished_at
+            """, [String(source.id), String(organizationID), "raw/\(source.rawValue)/\(organizationID)/%",
+                  String("raw/\(source.rawValue)/\(organizationID)/".count + 1), from, to])
         var files: [ReplayedFile] = []
-        for object in objects {
-            let parts = object.key.split(separator: "/", maxSplits: 2)
-            guard parts.count == 3 else { continue }
-            let rawKey = "raw/" + parts[2]
-            guard let lakeKey = try? LakeKey(rawKey), lakeKey.date >= from, lakeKey.date <= to else { continue }
-            files.append(replay(object: object.key, rawKey: rawKey, lakeKey: lakeKey, dryRun: dryRun, now: now))
+        var seen = Set<String>()
+        for row in logged.rows {
+            guard let rawKey = row[0], let object = row[1], seen.insert(object).inserted, let lakeKey = try? LakeKey(rawKey) else { continue }
+            files.append(replay(object: object, rawKey: rawKey, lakeKey: lakeKey, dryRun: dryRun, now: now))
         }
         return files
     }
@@ -83,7 +83,9 @@ public struct Replayer {
                                                limits: configuration.limits, transforms: configuration.transforms, now: now, ingestedAt: now * 1000)
             result.summary = try ReadingLoader(connection: connection).replay(file, ingestionID: id, batches: {
                 try reader.nextBatch(maximumRows: configuration.batchRows)
-            }, dryRun: dryRun)
+            }, dryRun: dryRun, accepts: { processed, rejected in configuration.accepts(rowsProcessed: processed, rowsRejected: rejected) })
+        } catch .noSuchKey as ObjectStoreError {
+            result.problem = "the object is no longer in validated/ (it expires 30 days after validation)"
         } catch {
             result.problem = "\(error)"
         }

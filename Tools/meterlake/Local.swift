@@ -121,7 +121,7 @@ enum LocalRun {
             out += "meterlake evidence verify \(id)\n  " + (verdict.verified ? "verifies: \(verdict.readings) readings hash to data_hash \(row[0, "data_hash"]!.prefix(16))…" : "DOES NOT VERIFY: \(verdict.problems.joined(separator: "; "))") + "\n"
         }
         let chain = try IngestionChain.verify(connection: connection)
-        out += "meterlake audit verify\n  " + (chain.problem.map { "BROKEN: \($0)" } ?? "the ingestion log's chain holds: \(chain.checked) rows") + "\n"
+        out += "meterlake audit verify\n  " + (chain.problem.map { "BROKEN: \($0)" } ?? "the ingestion log's chain holds: \(chain.checked) rows, head \(chain.head.map { "\($0.position):\($0.hash.prefix(16))…" } ?? "none")") + "\n"
         return out + "(and meterlake replay --source manual --org 42 --from DAY --to DAY --dry-run re-derives validated files; docs/trust.md)"
     }
 

@@ -35,7 +35,7 @@ enum TrustCommands {
             guard !meters.isEmpty else { throw .usage("--meters needs meter ids, comma-separated") }
             var expected: Double?
             if let text = parsed.named["expected-wh"] {
-                guard let value = Double(text), value.isFinite, value >= 0 else { throw .usage("--expected-wh needs a non-negative number") }
+                guard let value = Double(text), value.isFinite, value >= 0, value < 1e15 else { throw .usage("--expected-wh needs a number from 0 to 1e15") }
                 expected = value
             }
             let request = EvidenceRequest(organizationID: org, meterIDs: meters, from: try instant(parsed.named["from"], "from"),
@@ -75,14 +75,22 @@ enum TrustCommands {
     }
 
     static func audit(_ arguments: ArraySlice<String>, environment: Environment) throws(Failure) -> String {
-        guard arguments.count == 1, arguments.first == "verify" else { throw .usage("audit needs 'verify'") }
-        do {
-            let verdict = try IngestionChain.verify(connection: try connection(environment))
-            let unchained = verdict.unchained.isEmpty ? "" : "\n\(verdict.unchained.count) settled rows are outside the chain (settled before it existed): \(verdict.unchained.prefix(10).map(String.init).joined(separator: ", "))"
-            if let problem = verdict.problem {
-                throw Failure.refused("the ingestion log's chain is BROKEN: \(problem)" + unchained)
+        guard arguments.first == "verify" else { throw .usage("audit needs 'verify'") }
+        let parsed = try options(arguments.dropFirst(), allowed: ["head"])
+        guard parsed.positional.isEmpty else { throw .usage("audit verify takes only --head POSITION:HASH") }
+        var expected: (position: Int64, hash: String)?
+        if let text = parsed.named["head"] {
+            let parts = text.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, let position = Int64(parts[0]), position > 0, parts[1].utf8.count == 64 else {
+                throw .usage("--head needs POSITION:HASH as audit verify printed it")
             }
-            return "the ingestion log's chain holds: \(verdict.checked) rows, positions 1…\(verdict.checked), every hash recomputed" + unchained
+            expected = (position, String(parts[1]))
+        }
+        do {
+            let verdict = try IngestionChain.verify(connection: try connection(environment), expectedHead: expected)
+            if let problem = verdict.problem { throw Failure.refused("the ingestion log's chain is BROKEN: \(problem)") }
+            let head = verdict.head.map { "\nhead: \($0.position):\($0.hash)  (keep it where the database's users cannot write; pass it as --head next time)" } ?? ""
+            return "the ingestion log's chain holds: \(verdict.checked) rows, positions 1…\(verdict.checked), every hash recomputed" + head
         } catch let failure as Failure {
             throw failure
         } catch {
@@ -104,7 +112,11 @@ enum TrustCommands {
             var totals = ReplaySummary()
             for file in files {
                 if let summary = file.summary {
-                    out += "  \(file.key): \(summary.rowsRead) rows read, \(summary.added) added, \(summary.changed) changed, \(summary.removed) removed\n"
+                    var extra = ""
+                    if summary.superseded > 0 { extra += ", \(summary.superseded) kept (a later file owns them)" }
+                    if summary.rejected > 0 { extra += ", \(summary.rejected) rejected by today's checks" }
+                    if summary.inDroppedMonths > 0 { extra += ", \(summary.inDroppedMonths) in dropped months (final, skipped)" }
+                    out += "  \(file.key): \(summary.rowsRead) rows read, \(summary.added) added, \(summary.changed) changed, \(summary.removed) removed\(extra)\n"
                     totals.added += summary.added
                     totals.changed += summary.changed
                     totals.removed += summary.removed

@@ -69,9 +69,20 @@ extension MaintenanceHarness {
         #expect(try harness.meterlake(["evidence", "verify", id]).status == 0)
 
         // One field of the row changed: verify names it.
-        try harness.database.connect().query("UPDATE default_event SET evidence = jsonb_set(evidence, '{actual_wh}', '1500')")
+        let connection = try harness.database.connect()
+        try connection.query("UPDATE default_event SET evidence = jsonb_set(evidence, '{actual_wh}', '1500')")
         let edited = try harness.meterlake(["evidence", "verify", id])
         #expect(edited.status == 1 && edited.err.contains("evidence.actual_wh is 1500, the archive's readings sum to 1400"), "\(edited.err)")
+        try connection.query("UPDATE default_event SET evidence = jsonb_set(evidence, '{actual_wh}', '1400')")
+        // The claim rewritten consistently in the row (a wider period, a larger expectation): the archive's header disagrees.
+        try connection.query("""
+            UPDATE default_event SET breach_end = breach_end + interval '1 day',
+                evidence = jsonb_set(jsonb_set(jsonb_set(evidence, '{breach_period,end}', to_jsonb(to_char((breach_end + interval '1 day') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))),
+                                     '{expected_wh}', '90000'), '{shortfall_wh}', '88600')
+            """)
+        let widened = try harness.meterlake(["evidence", "verify", id])
+        #expect(widened.status == 1 && widened.err.contains("is not the row's breach period") && widened.err.contains("evidence.expected_wh is 90000, the archive's header says 5000"),
+                "\(widened.err)")
     }
 
     @Test func theChainNamesTheRowThatWasEditedDeletedOrReordered() throws {
@@ -97,10 +108,20 @@ extension MaintenanceHarness {
         try connection.query("UPDATE ingestion_log SET chain_position = -chain_position WHERE chain_position IN (3, 4)")
         try connection.query("UPDATE ingestion_log SET chain_position = CASE chain_position WHEN -3 THEN 4 ELSE 3 END WHERE chain_position IN (-3, -4)")
         #expect(try harness.meterlake(["audit", "verify"]).status == 0)
-        // Deleted.
-        try connection.query("DELETE FROM ingestion_log WHERE chain_position = 4")
+        // A settled row taken out of the chain.
+        try connection.query("UPDATE ingestion_log SET chain_position = NULL WHERE chain_position = 5")
+        let unchained = try harness.meterlake(["audit", "verify"])
+        #expect(unchained.status == 1 && unchained.err.contains("is settled but outside the chain"), "\(unchained.err)")
+        try connection.query("DELETE FROM ingestion_log WHERE chain_position IS NULL")
+        // The last row deleted: only a head recorded earlier shows it.
+        let head = try #require(ok.out.split(separator: "\n").first { $0.hasPrefix("head: ") }).dropFirst(6).split(separator: " ").first.map(String.init)
+        #expect(try harness.meterlake(["audit", "verify"]).status == 0)
+        let truncated = try harness.meterlake(["audit", "verify", "--head", try #require(head)])
+        #expect(truncated.status == 1 && truncated.err.contains("the recorded head, position 5"), "\(truncated.err)")
+        // Deleted in the middle.
+        try connection.query("DELETE FROM ingestion_log WHERE chain_position = 3")
         let deleted = try harness.meterlake(["audit", "verify"])
-        #expect(deleted.status == 1 && deleted.err.contains("position 4 is missing"), "\(deleted.err)")
+        #expect(deleted.status == 1 && deleted.err.contains("position 3 is missing"), "\(deleted.err)")
     }
 
     @Test func concurrentValidatorsKeepOneChain() throws {
@@ -133,6 +154,13 @@ extension MaintenanceHarness {
             INSERT INTO meter_reading (meter_id, organization_id, "timestamp", reading_interval_seconds, energy_wh, quality, ingested_at, ingestion_id)
             SELECT meter_id, 42, $1::timestamptz, 900, 5, 'measured', now(), $2 FROM meter_reading LIMIT 1
             """, ["\(day2)T00:00:00Z", fileID])
+        // The aggregates follow the tampered rows first (the extra row's hour and day included), as
+        // they would have followed the older transform's load.
+        try connection.query("""
+            INSERT INTO aggregate_dirty (meter_id, first_hour, last_hour) SELECT DISTINCT meter_id, $1::timestamptz, $2::timestamptz FROM meter_reading
+            """, ["\(day1)T00:00:00Z", "\(day2)T00:00:00Z"])
+        _ = try harness.maintain()
+        #expect(try harness.differences.isEmpty)
         // The harness lands files under raw/manual/42/2026-03-01/.
         let arguments = ["replay", "--source", "manual", "--org", "42", "--from", "2026-03-01", "--to", "2026-03-01"]
         let dry = try harness.meterlake(arguments + ["--dry-run"])
@@ -149,6 +177,14 @@ extension MaintenanceHarness {
         #expect(try harness.differences.isEmpty)
         let again = try harness.meterlake(arguments)
         #expect(again.status == 0 && again.out.contains("0 added, 0 changed, 0 removed"), "\(again.out)")
+        #expect(try harness.query("SELECT count(*) AS n FROM meter_aggregate WHERE period = 'daily' AND period_start = $1::timestamptz", ["\(day2)T00:00:00Z"])[0, "n"] == "0",
+                "the removed row's day has no aggregate left")
+
+        // A later correction (another file) owns its rows: replaying the original leaves them.
+        #expect(try harness.load("correction.csv", quarterHours(4, from: "\(day1)T10:00:00Z") { _ in 777 }) == ["validated"])
+        let kept = try harness.meterlake(arguments)
+        #expect(kept.status == 0 && kept.out.contains("0 changed") && kept.out.contains("4 kept (a later file owns them)"), "\(kept.out)")
+        #expect(try harness.query("SELECT count(*) AS n FROM meter_reading WHERE energy_wh = 777")[0, "n"] == "4")
     }
 }
 
