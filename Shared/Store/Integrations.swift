@@ -220,6 +220,8 @@ public struct Integrations {
                     UPDATE integration_credential SET encrypted_credentials = $2, token_expires_at = to_timestamp($3::bigint),
                         last_error = NULL, updated_at = now() WHERE id = $1
                     """, [String(id), envelope, expiresAt.map(String.init)])
+            case .reseal(let envelope):
+                try connection.query("UPDATE integration_credential SET encrypted_credentials = $2 WHERE id = $1", [String(id), envelope])
             case .deactivate(let reason):
                 try connection.query("""
                     UPDATE integration_credential SET is_active = false, last_error = $2, updated_at = now() WHERE id = $1
@@ -234,6 +236,15 @@ public struct Integrations {
             UPDATE integration_credential SET encrypted_credentials = $3, token_expires_at = to_timestamp($4::bigint), updated_at = now()
             WHERE id = $1 AND encrypted_credentials = $2 RETURNING id
             """, [String(id), expected, envelope, expiresAt.map(String.init)]).count == 1
+    }
+
+    // MARK: Key rotation
+
+    /// Credential ids with a sealed value (deleted ones are wiped), from `after`, at most `limit`.
+    public func sealedCredentialIDs(after: Int64, limit: Int) throws -> [Int64] {
+        try connection.query("""
+            SELECT id FROM integration_credential WHERE id > $1 AND encrypted_credentials <> '' ORDER BY id LIMIT $2
+            """, [String(after), String(limit)]).rows.compactMap { $0[0].flatMap { Int64($0) } }
     }
 
     // MARK: Quota
@@ -299,6 +310,8 @@ public enum CredentialUpdate: Sendable {
     case store(envelope: String, expiresAt: Int64?)
     /// The owner must reconnect: inactive, with the reason.
     case deactivate(reason: String)
+    /// The same plaintext sealed under another key (a key rotation): nothing else changes.
+    case reseal(envelope: String)
 }
 
 public enum IntegrationsError: Error, Equatable, Sendable, CustomStringConvertible {

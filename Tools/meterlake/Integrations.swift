@@ -24,6 +24,33 @@ enum IntegrationCommands {
         return id
     }
 
+    /// `credential rekey [--batch N]`: every credential re-sealed under METERLAKE_ENCRYPTION_KEY.
+    static func rekey(_ arguments: ArraySlice<String>, environment: Environment) throws(Failure) -> String {
+        let parsed = try options(arguments, allowed: ["batch"])
+        guard parsed.positional.isEmpty else { throw .usage("credential rekey takes only --batch N") }
+        let batch = parsed.named["batch"].flatMap { Int($0) } ?? 100
+        guard (1...10_000).contains(batch) else { throw .usage("--batch needs 1…10000") }
+        do {
+            let keys = try EnvelopeKeys(environment: environment)
+            guard keys.previous != nil else {
+                throw Failure.usage("set METERLAKE_ENCRYPTION_KEY_PREVIOUS to the key being retired (and METERLAKE_ENCRYPTION_KEY to the new one)")
+            }
+            let summary = try CredentialRekey(connection: try DatabaseSettings(environment: environment).connect(), keys: keys).run(batchSize: batch)
+            var out = "re-sealed \(summary.resealed), already under the current key \(summary.alreadyCurrent)"
+            if !summary.unopenable.isEmpty { out += ", opening with neither key: \(summary.unopenable.map(String.init).joined(separator: ", "))" }
+            if !summary.busy.isEmpty { out += ", busy (a refresh held them; run again): \(summary.busy.map(String.init).joined(separator: ", "))" }
+            out += "\nstill under the previous key: \(summary.remainingUnderPrevious)"
+            out += summary.remainingUnderPrevious == 0 && summary.unopenable.isEmpty
+                ? " — the previous key can be retired (remove METERLAKE_ENCRYPTION_KEY_PREVIOUS everywhere)"
+                : " — run again before retiring the previous key"
+            return out
+        } catch let failure as Failure {
+            throw failure
+        } catch {
+            throw .refused("\(error)")
+        }
+    }
+
     static func connect(_ environment: Environment, organizationID: Int64) throws(Failure) -> PostgresConnection {
         do {
             let connection = try DatabaseSettings(environment: environment).connect()
@@ -40,7 +67,8 @@ enum IntegrationCommands {
 
     /// `credential add --org N --vendor V`: the plaintext JSON on stdin, checked, sealed, stored.
     static func credential(_ arguments: ArraySlice<String>, environment: Environment) throws(Failure) -> String {
-        guard arguments.first == "add" else { throw .usage("credential needs 'add'") }
+        if arguments.first == "rekey" { return try rekey(arguments.dropFirst(), environment: environment) }
+        guard arguments.first == "add" else { throw .usage("credential needs 'add' or 'rekey'") }
         let parsed = try options(arguments.dropFirst(), allowed: ["org", "vendor"])
         guard parsed.positional.isEmpty else { throw .usage("credential add takes the credential on stdin, not as an argument") }
         let organizationID = try organization(parsed.named["org"])

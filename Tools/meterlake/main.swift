@@ -30,6 +30,9 @@ let usageText = """
                                              aggregates (needs DATABASE_URL; Tools/local.sh provides one)
       credential add --org N --vendor V      read the credential's plaintext JSON on stdin, check its
                                              members, seal it, store it active; print its id
+      credential rekey [--batch N]           re-seal every stored credential under
+                                             METERLAKE_ENCRYPTION_KEY (opening with ..._PREVIOUS),
+                                             row by row under the refresh lock; says how many remain
       site add --org N --vendor V --site EXT [--time-zone ZONE] [--credential ID]
                                              register (or update) an active site; the credential
                                              defaults to the organisation's one active credential

@@ -74,6 +74,11 @@ public enum CredentialEnvelope {
 
     /// Opens an envelope with the current key, then the previous one.
     public static func open(_ envelope: String, keys: EnvelopeKeys) throws(EnvelopeError) -> [UInt8] {
+        try openNamingKey(envelope, keys: keys).plaintext
+    }
+
+    /// Opens an envelope and says whether it took the previous key (it is due for re-sealing).
+    public static func openNamingKey(_ envelope: String, keys: EnvelopeKeys) throws(EnvelopeError) -> (plaintext: [UInt8], previousKey: Bool) {
         guard let bytes = Base64.decode(envelope) else {
             throw .malformed(reason: "not strict Base64 (standard alphabet, padded, no whitespace)")
         }
@@ -83,9 +88,8 @@ public enum CredentialEnvelope {
         let nonce = Array(bytes[0..<AESGCM.nonceSize])
         let ciphertext = Array(bytes[AESGCM.nonceSize..<(bytes.count - AESGCM.tagSize)])
         let tag = Array(bytes[(bytes.count - AESGCM.tagSize)...])
-        for key in [keys.current] + (keys.previous.map { [$0] } ?? []) {
-            if let plaintext = try? AESGCM.open(ciphertext, tag: tag, key: key.bytes, nonce: nonce) { return plaintext }
-        }
+        if let plaintext = try? AESGCM.open(ciphertext, tag: tag, key: keys.current.bytes, nonce: nonce) { return (plaintext, false) }
+        if let previous = keys.previous, let plaintext = try? AESGCM.open(ciphertext, tag: tag, key: previous.bytes, nonce: nonce) { return (plaintext, true) }
         throw .authenticationFailed
     }
 }

@@ -261,3 +261,50 @@ let previousMonth: (first: String, second: String, hours: Int) = {
         #expect(!process.standardOutput.contains(database.url))
     }
 }
+
+/// Key rotation: every credential re-sealed under the new key, none lost to a concurrent refresh.
+@Suite struct RekeyTests {
+    @Test func rekeyResealsEverythingAndSaysWhenTheOldKeyCanGo() throws {
+        let database = try TestDatabase()
+        let old = (0..<32).map { _ in UInt8.random(in: 0...255) }, new = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        let oldKeys = try EnvelopeKeys(current: old)
+        let connection = try database.connect()
+        let integrations = Integrations(connection: connection)
+        var ids: [Int64] = []
+        for index in 0..<5 {
+            ids.append(try integrations.addCredential(organizationID: 42, vendor: .solarEdge, authType: "api_key",
+                                                      envelope: try CredentialEnvelope.seal(Array(#"{"api_key":"key-\#(index)"}"#.utf8), keys: oldKeys)))
+        }
+        // One already under the new key, one under neither.
+        ids.append(try integrations.addCredential(organizationID: 42, vendor: .solarEdge, authType: "api_key",
+                                                  envelope: try CredentialEnvelope.seal(Array(#"{"api_key":"fresh"}"#.utf8), keys: try EnvelopeKeys(current: new))))
+        let stranger = try integrations.addCredential(organizationID: 42, vendor: .solarEdge, authType: "api_key",
+                                                      envelope: try CredentialEnvelope.seal(Array("{}".utf8), keys: try EnvelopeKeys(current: [UInt8](repeating: 9, count: 32))))
+        let environment = [
+            "DATABASE_URL": database.url, "METERLAKE_ENCRYPTION_KEY": Base64.encode(new), "METERLAKE_ENCRYPTION_KEY_PREVIOUS": Base64.encode(old),
+        ]
+        // A refresh holds one row's lock while the rotation runs: the rotation waits, then re-seals what the refresh stored.
+        let holder = try database.connect()
+        try holder.query("BEGIN")
+        _ = try holder.query("SELECT 1 FROM integration_credential WHERE id = $1 FOR UPDATE", [String(ids[2])])
+        let process = try ChildProcess(try BuiltBinary.path("meterlake"), arguments: ["credential", "rekey", "--batch", "2"], environment: environment)
+        Thread.sleep(forTimeInterval: 1)
+        try holder.query("UPDATE integration_credential SET encrypted_credentials = $2 WHERE id = $1",
+                         [String(ids[2]), try CredentialEnvelope.seal(Array(#"{"api_key":"refreshed"}"#.utf8), keys: oldKeys)])
+        try holder.query("COMMIT")
+        #expect(try process.waitForExit(timeout: 60) == 0, "\(process.standardError)")
+        #expect(process.standardOutput.contains("re-sealed 5, already under the current key 1, opening with neither key: \(stranger)"), "\(process.standardOutput)")
+        #expect(process.standardOutput.contains("still under the previous key: 0"))
+        // Every credential now opens with the new key alone, the refreshed one with its new value.
+        let newOnly = try EnvelopeKeys(current: new)
+        for (index, id) in ids.enumerated() {
+            let envelope = try #require(try integrations.credential(id: id)).envelope
+            let plaintext = String(decoding: try CredentialEnvelope.open(envelope, keys: newOnly), as: UTF8.self)
+            #expect(plaintext == (index == 2 ? #"{"api_key":"refreshed"}"# : index == 5 ? #"{"api_key":"fresh"}"# : #"{"api_key":"key-\#(index)"}"#))
+        }
+        // Without a previous key the command says what to set.
+        let missing = try ChildProcess(try BuiltBinary.path("meterlake"), arguments: ["credential", "rekey"],
+                                       environment: ["DATABASE_URL": database.url, "METERLAKE_ENCRYPTION_KEY": Base64.encode(new)])
+        #expect(try missing.waitForExit() == 2 && missing.standardError.contains("METERLAKE_ENCRYPTION_KEY_PREVIOUS"))
+    }
+}
