@@ -39,9 +39,19 @@ public struct SecretsManagerClient {
     /// - Throws: ``ConfigurationError`` naming the ARN's variable and the service's error code
     ///   (never the secret).
     public func secretString(_ id: String, variable: String) throws(ConfigurationError) -> String {
-        let result: (status: Int, answer: JSONValue?)
-        do { result = try call("GetSecretValue", .object([JSONMember("SecretId", .string(id))])) } catch {
-            throw .invalid(name: variable, reason: "Secrets Manager did not answer: \(error)")
+        // Up to three tries for what passes (a dropped connection, a 5xx, throttling); never for a refusal.
+        var result: (status: Int, answer: JSONValue?) = (0, nil)
+        for attempt in 1...3 {
+            do {
+                result = try call("GetSecretValue", .object([JSONMember("SecretId", .string(id))]))
+            } catch {
+                guard attempt < 3 else { throw .invalid(name: variable, reason: "Secrets Manager did not answer: \(error)") }
+                WallClock.sleep(for: .milliseconds(200 * attempt))
+                continue
+            }
+            let throttled = result.answer?["__type"]?.text?.hasSuffix("ThrottlingException") == true
+            guard result.status >= 500 || throttled, attempt < 3 else { break }
+            WallClock.sleep(for: .milliseconds(200 * attempt))
         }
         guard result.status == 200, case .string(let secret)? = result.answer?["SecretString"] else {
             let code = result.answer?["__type"]?.text.map { String($0.split(separator: "#").last ?? "") } ?? "HTTP \(result.status)"

@@ -54,6 +54,8 @@ public struct CredentialRekey {
                     }
                 } catch let error as PostgresError where error.description.contains("55P03") {
                     summary.busy.append(id)  // lock timeout: a refresh holds it; the next pass takes it
+                } catch IntegrationsError.noCredential {
+                    continue  // deleted since it was listed
                 }
             }
         }

@@ -40,8 +40,9 @@ enum IntegrationCommands {
             if !summary.unopenable.isEmpty { out += ", opening with neither key: \(summary.unopenable.map(String.init).joined(separator: ", "))" }
             if !summary.busy.isEmpty { out += ", busy (a refresh held them; run again): \(summary.busy.map(String.init).joined(separator: ", "))" }
             out += "\nstill under the previous key: \(summary.remainingUnderPrevious)"
-            out += summary.remainingUnderPrevious == 0 && summary.unopenable.isEmpty
-                ? " — the previous key can be retired (remove METERLAKE_ENCRYPTION_KEY_PREVIOUS everywhere)"
+            // Rows neither key opens cannot be helped by either key: they do not hold the retirement up.
+            out += summary.remainingUnderPrevious == 0 && summary.busy.isEmpty
+                ? " — the previous key can be retired once the longest function timeout and the 10-minute OAuth completion window have passed (remove METERLAKE_ENCRYPTION_KEY_PREVIOUS everywhere)"
                 : " — run again before retiring the previous key"
             return out
         } catch let failure as Failure {
