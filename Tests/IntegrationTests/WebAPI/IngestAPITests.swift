@@ -1,3 +1,4 @@
+import Compression
 import Core
 import Cryptography
 import Foundation
@@ -17,7 +18,7 @@ final class IngestFlow {
     var database: TestDatabase { validator.database }
     var store: S3ObjectStore { validator.store }
 
-    init(databaseURL: String? = nil) throws {
+    init(databaseURL: String? = nil, extra: [String: String] = [:]) throws {
         validator = try ValidatorHarness()
         vendors = try FakeVendors()
         var settings = try validator.environment()
@@ -25,6 +26,7 @@ final class IngestFlow {
         settings["AWS_LAMBDA_FUNCTION_NAME"] = nil
         settings.merge(vendors.environment) { $1 }
         if let databaseURL { settings["DATABASE_URL"] = databaseURL }
+        settings.merge(extra) { $1 }
         harness = try WebHarness(function: "ingest-api", database: validator.database, settings: settings)
     }
 
@@ -66,6 +68,8 @@ final class IngestFlow {
         #expect((presigned.json["headers"] as? [String: String]) == ["content-length": String(file.count), "if-none-match": "*"])
         let url = try #require(presigned.json["upload_url"] as? String)
         #expect(url.contains("X-Amz-Expires=900") && url.contains("X-Amz-SignedHeaders=content-length%3Bhost%3Bif-none-match"))
+        guard case .zoned(let expires)? = (presigned.json["expires_at"] as? String).map(ISO8601.parse) else { Issue.record("no expires_at"); return }
+        #expect(abs(expires - Int64(Date().timeIntervalSince1970) - 900) < 30)
         #expect(!flow.harness.output.contains("X-Amz-Signature"), "a presigned URL must never be logged")
 
         // Not uploaded yet: nothing there.
@@ -97,21 +101,39 @@ final class IngestFlow {
         let otherOrg = try flow.harness.json("GET", "/ingestions", nil, token: TestTokens.user(organizations: [7]), query: "organization_id=42&sha256=\(sha)")
         #expect(otherOrg.status == 403)
         #expect(try flow.harness.json("GET", "/ingestions", nil, token: token, query: "organization_id=42&sha256=xyz").status == 400)
+        #expect(try flow.harness.json("GET", "/ingestions", nil, token: token, query: "organization_id=42&sha256=\(String(repeating: "g", count: 64))").status == 400)
     }
 
     @Test func aQuarantinedUploadShowsItsFirstViolations() throws {
         let flow = try IngestFlow()
-        let file = IngestFlow.csv(rows: 10, bad: 5)
+        let file = IngestFlow.csv(rows: 30, bad: 25)
         let presigned = try flow.harness.json("POST", "/uploads", ["organization_id": 42, "file_name": "bad.csv", "size": file.count], token: token)
         let key = try #require(presigned.json["key"] as? String)
         #expect(try flow.put(try #require(presigned.json["upload_url"] as? String), file) == 200)
         try flow.validator.start()
         #expect(try flow.validator.files(try flow.validator.invoke([key], count: 1)).first?.status == .quarantined)
         let status = try flow.harness.json("GET", "/uploads/status", nil, token: token, query: "key=\(PercentEncoding.encode(key))")
-        #expect(status.json["status"] as? String == "quarantined" && status.json["rows_rejected"] as? Int == 5)
+        #expect(status.json["status"] as? String == "quarantined" && status.json["rows_rejected"] as? Int == 25)
         let errors = try #require(status.json["errors"] as? [[String: Any]])
-        #expect((errors.first?["reason"] as? String)?.contains("5 of 10 rows rejected") == true)
-        #expect(errors.count == 6 && errors[1]["column"] as? String == "energy_wh" && errors[1]["line"] as? Int == 2)
+        #expect((errors.first?["reason"] as? String)?.contains("25 of 30 rows rejected") == true)
+        #expect(errors.count == 21, "the reason and the first 20 violations")
+        #expect(errors[1]["column"] as? String == "energy_wh" && errors[1]["line"] as? Int == 2)
+
+        // A load in progress, and a transient failure, read as pending while the file waits in raw/.
+        let waiting = "raw/manual/42/2026-03-01/waiting.csv"
+        _ = try flow.store.put(waiting, body: .bytes(IngestFlow.csv(rows: 2)), contentType: nil)
+        let connection = try flow.database.connect()
+        try connection.query("INSERT INTO ingestion_log (bucket, key, size, sha256, status) VALUES ('b', $1, 1, repeat('a', 64), 'processing')", [waiting])
+        func statusOf(_ key: String) throws -> String? {
+            try flow.harness.json("GET", "/uploads/status", nil, token: token, query: "key=\(PercentEncoding.encode(key))").json["status"] as? String
+        }
+        #expect(try statusOf(waiting) == "pending")
+        try connection.query("UPDATE ingestion_log SET status = 'failed', errors = '[{\"reason\":\"cannot connect to 10.0.0.5\"}]' WHERE key = $1", [waiting])
+        #expect(try statusOf(waiting) == "pending")
+        try flow.store.delete(waiting)
+        #expect(try statusOf(waiting) == "failed")
+        let failed = try flow.harness.json("GET", "/uploads/status", nil, token: token, query: "key=\(PercentEncoding.encode(waiting))")
+        #expect(!failed.body.contains("10.0.0.5"), "a failure's internal text is not shown")
     }
 
     @Test func keysOfAnotherOrganisationAndHostileNamesAreRefused() throws {
@@ -129,6 +151,7 @@ final class IngestFlow {
             ("a..b.ndjson.gz", 201, "_a_b.ndjson.gz"), ("line\nbreak.csv", 422, nil), ("nul\u{1}.csv", 422, nil), ("payload.exe", 422, nil),
             ("data.parquet.gz", 422, nil), (String(repeating: "a", count: 300) + ".csv", 201, nil), (String(repeating: "a", count: 2000) + ".csv", 400, nil),
             ("<script>.json", 201, "__script_.json"), ("%2e%2e%2fx.csv", 201, "_2e_2e_2fx.csv"),
+            ("del\u{7F}.csv", 422, nil), ("x.ndjson", 201, "_x.ndjson"), ("X.CSV.GZ", 201, "_X.csv.gz"),
         ]
         for (name, expected, suffix) in names {
             let answer = try flow.harness.json("POST", "/uploads", ["organization_id": 42, "file_name": name, "size": 10], token: token)
@@ -140,6 +163,15 @@ final class IngestFlow {
         }
         #expect(try flow.harness.json("POST", "/uploads", ["organization_id": 42, "file_name": "a.csv", "size": 0], token: token).status == 422)
         #expect(try flow.harness.json("POST", "/uploads", ["organization_id": 42, "file_name": "a.csv", "size": 6_000_000_000], token: token).status == 413)
+    }
+
+    @Test func theUploadSizeLimitIsExactAndALakeDownShows() throws {
+        let flow = try IngestFlow(extra: ["METERLAKE_UPLOAD_MAX_BYTES": "100", "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:1"])
+        #expect(try flow.harness.json("POST", "/uploads", ["organization_id": 42, "file_name": "a.csv", "size": 100], token: token).status == 201)
+        #expect(try flow.harness.json("POST", "/uploads", ["organization_id": 42, "file_name": "a.csv", "size": 101], token: token).status == 413)
+        let health = try flow.harness.request("GET", "/health/full")
+        #expect(health.status == 503 && ((health.json["checks"] as? [String: Any])?["lake"] as? [String: Any])?["ok"] as? Bool == false)
+        #expect(((health.json["checks"] as? [String: Any])?["database"] as? [String: Any])?["ok"] as? Bool == true)
     }
 
     @Test func expiredOrForgedTokensAreRefused() throws {
@@ -171,6 +203,11 @@ final class IngestFlow {
         let broken = try flow.harness.request("POST", "/validate", query: "organization_id=42&format=json",
                                               headers: ["authorization": "Bearer " + token], body: Array("[{\"a\":".utf8))
         #expect(broken.status == 200 && (broken.json["file_error"] as? String)?.isEmpty == false)
+        // A small body that inflates past the dry run's 64 MiB is refused as a file, not read.
+        let bomb = try Deflater.gzip(Array("external_site_id,external_device_id,timestamp,reading_interval_seconds,energy_wh\n".utf8) + [UInt8](repeating: 0x20, count: 70 * 1024 * 1024))
+        #expect(bomb.count < 200_000)
+        let bombed = try flow.harness.request("POST", "/validate", query: "organization_id=42&format=csv", headers: ["authorization": "Bearer " + token], body: bomb, base64: true)
+        #expect(bombed.status == 200 && bombed.json["status"] as? String == "quarantined" && (bombed.json["file_error"] as? String)?.isEmpty == false, "\(bombed.body.prefix(300))")
         // Nothing loaded, logged or stored.
         #expect(try flow.validator.count("SELECT count(*) AS n FROM meter_reading") == 0)
         #expect(try flow.validator.count("SELECT count(*) AS n FROM ingestion_log") == 0)
@@ -193,6 +230,12 @@ final class IngestFlow {
         #expect(String(decoding: plaintext, as: UTF8.self) == #"{"api_key":"demo-account-key"}"#)
         #expect(stored[0, "auth_type"] == "api_key" && stored[0, "connected_by"] == "uploader")
 
+        let calls = try flow.database.connect().query("SELECT sum(calls) AS n FROM vendor_call_count WHERE credential_id = $1 AND scope = 'account'", [String(id)])
+        #expect(calls[0, "n"] == "1", "the check's one call counts against the account")
+        #expect(try flow.harness.json("POST", "/credentials", ["organization_id": 42, "vendor": "solaredge", "credentials": ["api_key": ""]], token: token).errorCode == "bad_credentials")
+        let unknownSite = try flow.harness.json("POST", "/credentials", ["organization_id": 42, "vendor": "solaredge",
+                                                                         "credentials": ["api_key": "not-a-key", "site_id": "999999"]], token: token)
+        #expect(unknownSite.status == 422 && unknownSite.errorCode == "credentials_refused", "\(unknownSite.body)")
         let wrong = try flow.harness.json("POST", "/credentials", ["organization_id": 42, "vendor": "solaredge", "credentials": ["api_key": "not-a-key"]], token: token)
         #expect(wrong.status == 422 && wrong.errorCode == "credentials_refused")
         let wrongPassword = try flow.harness.json("POST", "/credentials", ["organization_id": 42, "vendor": "goodwe",
