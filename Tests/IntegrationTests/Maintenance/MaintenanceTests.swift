@@ -112,6 +112,10 @@ let previousMonth: (first: String, second: String, hours: Int) = {
         #expect(try harness.query("SELECT count(*) AS n FROM aggregate_dirty")[0, "n"] == "1")
         let answer = try harness.maintain()
         let summary = try #require(answer["aggregates"] as? [String: Any])
+        // Partitions ahead: this month and the next two exist after a run.
+        let current = PartitionMaintenance.monthIndex(of: Int64(Date().timeIntervalSince1970))
+        let partitions = try harness.query("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'meter_reading'::regclass").rows.compactMap { $0[0] }
+        #expect((current...(current + 2)).allSatisfy { partitions.contains(PartitionMaintenance.name(monthIndex: $0)) }, "\(partitions)")
         #expect(summary["hours"] as? Int == 48 && summary["days"] as? Int == 2 && summary["months"] as? Int == 1 && summary["pending_ranges"] as? Int == 0)
         // Hour 10:00 of day 2: four missing readings count as expected, not available.
         let hour = try #require(try harness.aggregate("hourly", "\(previousMonth.second)T10:00:00Z"))
@@ -146,12 +150,22 @@ let previousMonth: (first: String, second: String, hours: Int) = {
         #expect(try harness.aggregate("daily", "\(previousMonth.first)T00:00:00Z")?.energy == day1.energy)
         #expect(try harness.differences.isEmpty)
         #expect(try harness.query("SELECT count(*) AS n FROM aggregate_dirty")[0, "n"] == "0")
+
+        // The operator's check: 0 differences, then one damaged row named, exit status 1.
+        let clean = try harness.meterlake(["aggregates", "verify", "--org", "42"])
+        #expect(clean.status == 0 && clean.out.contains("0 differences"), "\(clean.err)")
+        try harness.database.connect().query("UPDATE meter_aggregate SET reading_count = reading_count + 1 WHERE period = 'daily' AND period_start = $1::timestamptz",
+                                             ["\(previousMonth.second)T00:00:00Z"])
+        let damaged = try harness.meterlake(["aggregates", "verify", "--org", "42"])
+        #expect(damaged.status == 1 && damaged.err.contains("1 differences") && damaged.err.contains("daily") && damaged.err.contains("reading_count"), "\(damaged.err)")
     }
 
     @Test func twoRunsAtOnceNeitherDoubleCountNorLose() throws {
         let harness = try MaintenanceHarness()
-        for device in 1...8 {
-            for day in 1...3 {
+        // Day by day across the meters: a pass (three ranges) takes three meters' same day, so the
+        // two runs work on the same meters at once and must serialise their roll-ups per meter.
+        for day in 1...3 {
+            for device in 1...8 {
                 guard case .zoned(let first) = ISO8601.parse(previousMonth.first + "T00:00:00Z") else { return }
                 let csv = quarterHours(96, from: Timestamp.rfc3339(milliseconds: (first + Int64(day - 1) * 86_400) * 1000), device: "inv-\(device)") {
                     Double(device * 1000 + $0)

@@ -372,3 +372,120 @@ let march2026: Int64 = 1_772_323_200  // 2026-03-01T00:00:00Z
         #expect(try Aggregates(connection: connection).verify(organizationID: nil, from: february20, to: march10noon + 86_400).isEmpty)
     }
 }
+
+/// The definitions of docs/aggregates.md on rows written straight into the table (shapes the
+/// validator would refuse, so each rule is seen on its own).
+@Suite struct AggregateDefinitionTests {
+    let hour: Int64 = 1_772_794_800  // 2026-03-06T11:00:00Z
+
+    func insert(_ connection: PostgresConnection, meter: Int64, at offset: Int64, interval: Int, energy: Double?, quality: String) throws {
+        try connection.query("""
+            INSERT INTO meter_reading (meter_id, organization_id, "timestamp", reading_interval_seconds, energy_wh, quality, ingested_at)
+            VALUES ($1, 42, to_timestamp($2), $3, $4, $5, now())
+            """, [String(meter), String(hour + offset), String(interval), energy.map { String($0) }, quality])
+    }
+
+    @Test func missingEnergyNullsMixedIntervalsAndOverfullHours() throws {
+        let database = try TestDatabase()
+        let connection = try database.connect()
+        try PartitionMaintenance.ensure(monthIndex: PartitionMaintenance.monthIndex(of: hour), connection: connection)
+        let meters = try (1...3).map { index in
+            Int64(try connection.query("INSERT INTO meter (organization_id, data_source_id, external_site_id, external_device_id) VALUES (42, 6, 's', $1) RETURNING id",
+                                       ["d\(index)"])[0, "id"]!)!
+        }
+        // Meter 1: two measured (1 Wh each), a missing row that carries energy, an estimated row without energy.
+        try insert(connection, meter: meters[0], at: 0, interval: 900, energy: 1, quality: "measured")
+        try insert(connection, meter: meters[0], at: 900, interval: 900, energy: 1, quality: "estimated")
+        try insert(connection, meter: meters[0], at: 1800, interval: 900, energy: 5, quality: "missing")
+        try insert(connection, meter: meters[0], at: 2700, interval: 900, energy: nil, quality: "estimated")
+        // Meter 2: 5-minute and 15-minute readings mixed: judged by the smallest (12 expected).
+        try insert(connection, meter: meters[1], at: 0, interval: 300, energy: 1, quality: "measured")
+        try insert(connection, meter: meters[1], at: 900, interval: 900, energy: 3, quality: "measured")
+        // Meter 3: more readings than the interval allows: completeness stops at 100.
+        for slot in 0..<5 { try insert(connection, meter: meters[2], at: Int64(slot) * 600, interval: 900, energy: 1, quality: "measured") }
+        try connection.query("""
+            INSERT INTO aggregate_dirty (meter_id, first_hour, last_hour) SELECT id, to_timestamp($1), to_timestamp($1) FROM meter
+            """, [String(hour)])
+        #expect(try Aggregates(connection: connection).pass().hours == 3)
+        let rows = try connection.query("""
+            SELECT meter_id, energy_wh, reading_count, readings_expected, completeness_pct, hours_available
+            FROM meter_aggregate WHERE period = 'hourly' ORDER BY meter_id
+            """)
+        #expect(rows[0, "energy_wh"] == "2" && rows[0, "reading_count"] == "2" && rows[0, "readings_expected"] == "4" && rows[0, "completeness_pct"] == "50")
+        #expect(rows[1, "readings_expected"] == "12" && rows[1, "reading_count"] == "2" && rows[1, "hours_available"] == "0")
+        #expect(rows[2, "reading_count"] == "5" && rows[2, "completeness_pct"] == "100" && rows[2, "hours_available"] == "1")
+        // verify sees a NULL where a number belongs.
+        #expect(try Aggregates(connection: connection).verify(organizationID: nil, from: hour, to: hour + 3600).isEmpty)
+        try connection.query("UPDATE meter_aggregate SET energy_wh = NULL WHERE period = 'hourly' AND meter_id = $1", [String(meters[0])])
+        let differences = try Aggregates(connection: connection).verify(organizationID: nil, from: hour, to: hour + 3600)
+        #expect(differences.contains { $0.period == "hourly" && $0.field == "energy_wh" && $0.stored == "null" && $0.recomputed == "2" })
+    }
+
+    @Test func todaysExpectedHoursAreWholeAndFinishingRecountsThem() throws {
+        let database = try TestDatabase()
+        let connection = try database.connect()
+        let now = Int64(Date().timeIntervalSince1970)
+        let today = now / 86_400 * 86_400
+        _ = try loaded(try ReadingLoader(connection: connection).load(file("raw/manual/42/today/a.csv"),
+                                                                      batches: batches([[reading(device: "d", at: today, energy: 1)]])))
+        _ = try Aggregates(connection: connection).pass()
+        let expected = try #require(Double(try connection.query("SELECT hours_expected FROM meter_aggregate WHERE period = 'daily'")[0, "hours_expected"]!))
+        #expect(expected == expected.rounded() && expected >= 1 && expected <= 24)
+        // A past day whose row was computed before it ended (and since damaged): finishing recounts it.
+        try connection.query("UPDATE meter_aggregate SET period_start = period_start - interval '3 days', period_end = period_end - interval '3 days', hours_expected = 3, computed_at = period_end - interval '4 days' WHERE period = 'daily'")
+        try connection.query("UPDATE meter_aggregate SET period_start = period_start - interval '3 days', period_end = period_end - interval '3 days' WHERE period = 'hourly'")
+        #expect(try Aggregates(connection: connection).finalize() >= 1)
+        #expect(try connection.query("SELECT hours_expected FROM meter_aggregate WHERE period = 'daily'")[0, "hours_expected"] == "24")
+    }
+
+    @Test func aPassSkipsRangesAnotherRunHolds() throws {
+        let database = try TestDatabase()
+        let connection = try database.connect()
+        let hours = (0..<3).map { index in [reading(device: "d\(index)", at: hour)] }
+        for (index, batch) in hours.enumerated() {
+            _ = try loaded(try ReadingLoader(connection: connection).load(file("raw/manual/42/x/\(index).csv", sha: String(repeating: "\(index)", count: 64)),
+                                                                          batches: batches([batch])))
+        }
+        let holder = try database.connect()
+        try holder.query("BEGIN")
+        _ = try holder.query("SELECT id FROM aggregate_dirty ORDER BY id LIMIT 1 FOR UPDATE")
+        // Claims the two others at once instead of waiting for the held one.
+        let started = Date()
+        #expect(try Aggregates(connection: connection).pass().rangesClaimed == 2)
+        #expect(Date().timeIntervalSince(started) < 5)
+        try holder.query("ROLLBACK")
+        #expect(try Aggregates(connection: connection).pass().rangesClaimed == 1)
+    }
+
+    @Test func aRangeEndingOnAMonthsFirstHourKeepsThatMonth() throws {
+        let database = try TestDatabase()
+        let connection = try database.connect()
+        let july: Int64 = 1_782_864_000  // 2026-07-01
+        _ = try loaded(try ReadingLoader(connection: connection).load(file("raw/manual/42/2026-07-01/a.csv"),
+                                                                      batches: batches([[reading(device: "d", at: july)]])))
+        try connection.query("DELETE FROM aggregate_dirty")
+        try connection.query("INSERT INTO aggregate_dirty (meter_id, first_hour, last_hour) SELECT id, to_timestamp($1), to_timestamp($1) FROM meter", [String(july)])
+        #expect(try PartitionMaintenance.dropExpired(now: july + 200 * 86_400, connection: connection) == [])
+    }
+
+    @Test func theCredentialWatchKeepsToItsThresholds() throws {
+        let database = try TestDatabase()
+        let connection = try database.connect()
+        let rows: [(String, String, Bool, String?, String?)] = [
+            // auth, token_expires_at, active, last_error, last_used_at
+            ("oauth2", "now() - interval '30 minutes'", true, nil, nil),
+            ("oauth2", "now() - interval '2 hours'", true, nil, nil),
+            ("api_key", "now() + interval '2 days'", false, "refused", nil),
+            ("api_key", "NULL", true, "HTTP 500", "now() - interval '2 days'"),
+            ("api_key", "NULL", true, "HTTP 500", "now() - interval '1 hour'"),
+        ]
+        for (auth, expires, active, error, used) in rows {
+            try connection.query("""
+                INSERT INTO integration_credential (organization_id, data_source_id, auth_type, encrypted_credentials, token_expires_at, is_active, last_error, last_used_at)
+                VALUES (42, 1, $1, 'sealed', \(expires), $2, $3, \(used ?? "NULL"))
+                """, [auth, active ? "true" : "false", error])
+        }
+        let states = try Integrations(connection: connection).warnings().map { "\($0.credentialID):\($0.state.rawValue)" }
+        #expect(states == ["2:token_not_refreshed", "3:inactive", "5:failing"])
+    }
+}
