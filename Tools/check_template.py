@@ -47,32 +47,95 @@ root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 folders = sorted(name for name in os.listdir(os.path.join(root, "Functions")) if os.path.isdir(os.path.join(root, "Functions", name)))
 with open(sys.argv[1] if len(sys.argv) > 1 else "template.yaml") as handle:
     source = yaml_parse(handle.read())
-functions = {name: r["Properties"] for name, r in source["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
-bundles = sorted(p["CodeUri"] for p in functions.values())
-assert bundles == sorted(f"dist/{name}.zip" for name in folders), (bundles, folders)
 
-# Secrets are read at run time: no {{resolve:…}} in any function's configuration, only *_SECRET_ARN.
-text = json.dumps(functions)
-assert "resolve:secretsmanager" not in text, "a secret is resolved at deploy time"
-for name, properties in functions.items():
-    variables = properties.get("Environment", {}).get("Variables", {})
-    for variable in ("DATABASE_URL", "METERLAKE_ENCRYPTION_KEY", "METERLAKE_STATE_SECRET", "METERLAKE_JWT_SECRET", "ENPHASE_CLIENT_SECRET", "SMA_CLIENT_SECRET"):
-        assert variable not in variables, f"{name} gets {variable} in plain text"
-assert "METERLAKE_ENCRYPTION_KEY_SECRET_ARN" not in functions["ValidatorFunction"]["Environment"]["Variables"], "the validator needs no credential key"
+# What each function may put into the lake: nothing else.
+PUT_PREFIXES = {
+    "ValidatorFunction": {"/validated/*", "/quarantine/*"},
+    "FetcherSolarEdgeFunction": {"/raw/solaredge/*"}, "FetcherGoodWeFunction": {"/raw/goodwe/*"},
+    "FetcherEnphaseFunction": {"/raw/enphase/*"}, "FetcherSMAFunction": {"/raw/sma/*"},
+    "MaintenanceFunction": {"/archive/evidence/*"}, "IngestApiFunction": {"/raw/manual/*"}, "OAuthCallbackFunction": set(),
+}
+ONE_AT_A_TIME = ["FetcherSolarEdgeFunction", "FetcherGoodWeFunction", "FetcherEnphaseFunction", "FetcherSMAFunction", "MaintenanceFunction"]
 
-# Least privilege: no bucket-wide CRUD; no function may touch lifecycle, ACLs or the bucket policy.
-policies = json.dumps({name: p.get("Policies", []) for name, p in functions.items()})
-assert "S3CrudPolicy" not in policies and "S3FullAccess" not in policies, "bucket-wide CRUD"
-for forbidden in ("PutLifecycleConfiguration", "PutObjectAcl", "PutBucketPolicy", "PutBucketAcl", '"s3:*"'):
-    assert forbidden not in policies, forbidden
-for vendor, function in (("solaredge", "FetcherSolarEdgeFunction"), ("goodwe", "FetcherGoodWeFunction"), ("enphase", "FetcherEnphaseFunction"), ("sma", "FetcherSMAFunction")):
-    written = [json.dumps(s.get("Resource")) for p in functions[function]["Policies"] if isinstance(p, dict) for s in p.get("Statement", [])
-               if "s3:PutObject" in json.dumps(s.get("Action"))]
-    assert written and all(f"/raw/{vendor}/*" in w for w in written), (function, written)
-    assert functions[function].get("ReservedConcurrentExecutions") == 1, f"{function}: one run at a time"
-deleting = [name for name, p in functions.items() if "s3:DeleteObject" in json.dumps(p.get("Policies", []))]
-assert deleting == ["ValidatorFunction"], f"only the validator may delete from raw/: {deleting}"
-ingest = json.dumps(functions["IngestApiFunction"]["Policies"])
-assert "s3:PutObject" in ingest and ingest.count("/raw/manual/*") >= 1 and "/validated/" not in ingest, "ingest-api presigns only under raw/manual/"
-assert any(r["Type"] == "AWS::S3::BucketPolicy" and "aws:SecureTransport" in json.dumps(r) for r in source["Resources"].values()), "TLS-only bucket policy"
-print(f"template checks OK: {len(folders)} functions, each with its bundle; secrets by ARN; least-privilege lake access")
+
+def statements(properties):
+    for policy in properties.get("Policies", []):
+        if isinstance(policy, dict):
+            for statement in policy.get("Statement", []):
+                yield statement
+
+
+def problems(source):
+    """Everything wrong with a parsed template, in words (empty when it holds)."""
+    found = []
+    functions = {name: r["Properties"] for name, r in source["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+    bundles = sorted(p["CodeUri"] for p in functions.values())
+    if bundles != sorted(f"dist/{name}.zip" for name in folders):
+        found.append(f"bundles {bundles} are not the function folders {folders}")
+    # Secrets are read at run time: no {{resolve:…}} anywhere, no secret as a plain variable.
+    if "resolve:secretsmanager" in json.dumps(functions):
+        found.append("a secret is resolved at deploy time")
+    for name, properties in functions.items():
+        variables = properties.get("Environment", {}).get("Variables", {})
+        for variable in ("DATABASE_URL", "METERLAKE_ENCRYPTION_KEY", "METERLAKE_ENCRYPTION_KEY_PREVIOUS", "METERLAKE_STATE_SECRET",
+                         "METERLAKE_JWT_SECRET", "ENPHASE_API_KEY", "ENPHASE_CLIENT_SECRET", "SMA_CLIENT_SECRET"):
+            if variable in variables:
+                found.append(f"{name} gets {variable} in plain text")
+    if "METERLAKE_ENCRYPTION_KEY_SECRET_ARN" in functions.get("ValidatorFunction", {}).get("Environment", {}).get("Variables", {}):
+        found.append("the validator needs no credential key")
+    # Least privilege: no bucket-wide CRUD, no lifecycle, ACL or policy rights.
+    policies = json.dumps({name: p.get("Policies", []) for name, p in functions.items()})
+    if "S3CrudPolicy" in policies or "S3FullAccess" in policies:
+        found.append("bucket-wide CRUD")
+    for forbidden in ("PutLifecycleConfiguration", "PutObjectAcl", "PutBucketPolicy", "PutBucketAcl", '"s3:*"'):
+        if forbidden in policies:
+            found.append(f"a function may {forbidden}")
+    # Every PutObject resource is on the function's allow-list.
+    for name, properties in functions.items():
+        allowed = PUT_PREFIXES.get(name)
+        for statement in statements(properties):
+            if statement.get("Effect") == "Allow" and "s3:PutObject" in json.dumps(statement.get("Action")):
+                resources = statement.get("Resource")
+                for resource in resources if isinstance(resources, list) else [resources]:
+                    text = json.dumps(resource)
+                    if allowed is None or not any(text.endswith(prefix + '"}') or text.endswith(prefix + '"') for prefix in allowed):
+                        found.append(f"{name} may put to {text}")
+    for name in ONE_AT_A_TIME:
+        if functions.get(name, {}).get("ReservedConcurrentExecutions") != 1:
+            found.append(f"{name} must run one at a time")
+    deleting = [name for name, p in functions.items() if "s3:DeleteObject" in json.dumps(p.get("Policies", []))]
+    if deleting != ["ValidatorFunction"]:
+        found.append(f"only the validator may delete from raw/: {deleting}")
+    tls = [r for r in source["Resources"].values() if r["Type"] == "AWS::S3::BucketPolicy"
+           for s in r["Properties"]["PolicyDocument"]["Statement"]
+           if s.get("Effect") == "Deny" and json.dumps(s.get("Condition", {})).find('"aws:SecureTransport": "false"') >= 0]
+    if not tls:
+        found.append("no bucket policy denies requests without TLS")
+    return found
+
+
+broken = problems(source)
+assert not broken, "\n".join(broken)
+
+# The checks can fail: each deliberate defect below must be found.
+import copy
+def defective(change):
+    template = copy.deepcopy(source)
+    change(template["Resources"])
+    return problems(template)
+
+defects = {
+    "a plain DATABASE_URL": lambda r: r["MaintenanceFunction"]["Properties"]["Environment"]["Variables"].update({"DATABASE_URL": "postgresql://x"}),
+    "a fetcher writing all of raw/": lambda r: r["FetcherSolarEdgeFunction"]["Properties"]["Policies"].append(
+        {"Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::lake/raw/*"}]}),
+    "maintenance writing anywhere": lambda r: r["MaintenanceFunction"]["Properties"]["Policies"].append(
+        {"Statement": [{"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": "arn:aws:s3:::lake/*"}]}),
+    "bucket CRUD on the validator": lambda r: r["ValidatorFunction"]["Properties"]["Policies"].append({"S3CrudPolicy": {"BucketName": "lake"}}),
+    "maintenance without its concurrency cap": lambda r: r["MaintenanceFunction"]["Properties"].pop("ReservedConcurrentExecutions"),
+    "the TLS statement allowing": lambda r: [s.update({"Effect": "Allow"}) for s in r["LakeBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]],
+    "another function deleting": lambda r: r["IngestApiFunction"]["Properties"]["Policies"].append(
+        {"Statement": [{"Effect": "Allow", "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::lake/raw/*"}]}),
+}
+for what, change in defects.items():
+    assert defective(change), f"the template checks miss {what}"
+print(f"template checks OK: {len(folders)} functions, each with its bundle; secrets by ARN; least-privilege lake access; {len(defects)} planted defects found")

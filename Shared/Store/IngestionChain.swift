@@ -29,6 +29,22 @@ public enum IngestionChain {
         /// `finished_at`, Unix microseconds.
         public var finishedAt: Int64
 
+        public init(position: Int64, previousHash: String, bucket: String, key: String, size: Int64, sha256: String, status: String,
+                    rowsProcessed: Int64, rowsLoaded: Int64, rowsRejected: Int64, destination: String?, finishedAt: Int64) {
+            self.position = position
+            self.previousHash = previousHash
+            self.bucket = bucket
+            self.key = key
+            self.size = size
+            self.sha256 = sha256
+            self.status = status
+            self.rowsProcessed = rowsProcessed
+            self.rowsLoaded = rowsLoaded
+            self.rowsRejected = rowsRejected
+            self.destination = destination
+            self.finishedAt = finishedAt
+        }
+
         /// The canonical bytes: each field as a netstring (`<byte length>:<UTF-8 bytes>,`), in
         /// this order, after the format label.
         public var canonical: [UInt8] {

@@ -256,6 +256,9 @@ let previousMonth: (first: String, second: String, hours: Int) = {
                                                                             "SMA_CLIENT_ID_SECRET_ARN": appARN + "#client_id"]) { $1 }))
         #expect(resolved["DATABASE_URL"] == database.url && resolved["SMA_CLIENT_SECRET"] == "s3cr3t-value" && resolved["SMA_CLIENT_ID"] == "abc")
         #expect(throws: ConfigurationError.self) { try RuntimeSecrets.resolve(Environment(base.merging(["DATABASE_URL_SECRET_ARN": arn + "-missing"]) { $1 })) }
+        // Both given: the secret wins over the plain variable.
+        let both = try RuntimeSecrets.resolve(Environment(base.merging(["DATABASE_URL": "postgresql://plain@nowhere/db", "DATABASE_URL_SECRET_ARN": arn]) { $1 }))
+        #expect(both["DATABASE_URL"] == database.url)
         #expect(throws: ConfigurationError.self) { try RuntimeSecrets.resolve(Environment(base.merging(["SMA_CLIENT_ID_SECRET_ARN": appARN + "#absent"]) { $1 })) }
 
         // The built function with no DATABASE_URL at all, only the secret's ARN: it runs.
@@ -316,6 +319,17 @@ let previousMonth: (first: String, second: String, hours: Int) = {
             let plaintext = String(decoding: try CredentialEnvelope.open(envelope, keys: newOnly), as: UTF8.self)
             #expect(plaintext == (index == 2 ? #"{"api_key":"refreshed"}"# : index == 5 ? #"{"api_key":"fresh"}"# : #"{"api_key":"key-\#(index)"}"#))
         }
+        // A row a refresh holds past the lock timeout is busy: the old key cannot be retired yet.
+        let again = try database.connect()
+        try again.query("UPDATE integration_credential SET encrypted_credentials = $2 WHERE id = $1",
+                        [String(ids[0]), try CredentialEnvelope.seal(Array(#"{"api_key":"old-again"}"#.utf8), keys: oldKeys)])
+        try again.query("BEGIN")
+        _ = try again.query("SELECT 1 FROM integration_credential WHERE id = $1 FOR UPDATE", [String(ids[0])])
+        let blocked = try ChildProcess(try BuiltBinary.path("meterlake"), arguments: ["credential", "rekey"], environment: environment)
+        #expect(try blocked.waitForExit(timeout: 60) == 0)
+        #expect(blocked.standardOutput.contains("busy (a refresh held them; run again): \(ids[0])") && blocked.standardOutput.contains("run again before retiring"),
+                "\(blocked.standardOutput)")
+        try again.query("ROLLBACK")
         // Without a previous key the command says what to set.
         let missing = try ChildProcess(try BuiltBinary.path("meterlake"), arguments: ["credential", "rekey"],
                                        environment: ["DATABASE_URL": database.url, "METERLAKE_ENCRYPTION_KEY": Base64.encode(new)])

@@ -199,3 +199,110 @@ func gunzip(_ bytes: [UInt8]) throws -> [UInt8] {
     }
     return output
 }
+
+/// What the trust mutation run showed unguarded.
+@Suite(.serialized) struct TrustEdgeTests {
+    let day1 = previousMonth.first
+
+    /// docs/trust.md's canonical facts, hashed by Python's hashlib independently (the snippet there).
+    @Test func theChainsFactsHashAsDocumented() {
+        let facts = IngestionChain.Facts(
+            position: 1, previousHash: IngestionChain.genesis, bucket: "lake", key: "raw/manual/42/2026-03-01/a.csv", size: 1234,
+            sha256: String(repeating: "ab", count: 32), status: "validated", rowsProcessed: 96, rowsLoaded: 95, rowsRejected: 1,
+            destination: "validated/2026-03-02/manual/42/2026-03-01/a.csv", finishedAt: 1_772_409_600_123_456)
+        #expect(IngestionChain.genesis == String(repeating: "0", count: 64))
+        #expect(facts.hash == "b5991cdc146d6604943f21c9b09dc3505e78d5e0cf942ccc249db6c450129edd")
+    }
+
+    @Test func evidenceNamesTheChunkTheSourcesAndSmallEdits() throws {
+        let harness = try MaintenanceHarness()
+        #expect(try harness.load("long.csv", quarterHours(1100, from: "\(day1)T00:00:00Z") { _ in 1 }) == ["validated"])
+        let meter = try harness.meterID
+        // Not final yet: a pending range overlaps the period.
+        let early = try harness.meterlake(["evidence", "create", "--org", "42", "--meters", meter, "--from", day1, "--to", "\(day1)T12:00:00Z"])
+        #expect(early.status == 1 && early.err.contains("aggregates are not final"), "\(early.err)")
+        _ = try harness.maintain()
+        guard case .zoned(let start) = ISO8601.parse("\(day1)T00:00:00Z") else { return }
+        let end = Timestamp.rfc3339(milliseconds: (start + 1100 * 900) * 1000)
+        let created = try harness.meterlake(["evidence", "create", "--org", "42", "--meters", meter, "--from", day1, "--to", end])
+        #expect(created.status == 0, "\(created.err)")
+        let row = try harness.query("SELECT id, archive_path FROM default_event")
+        let id = row[0, "id"]!, path = row[0, "archive_path"]!
+        let scratch = try scratchFile()
+        _ = try harness.validator.store.get(path, to: scratch)
+        let document = try gunzip(Array(try Data(contentsOf: URL(fileURLWithPath: scratch))))
+        // One byte in the second thousand readings: that chunk is named, the header is not.
+        var tampered = document
+        let at = document.count - 30
+        tampered[at] = tampered[at] == UInt8(ascii: "3") ? UInt8(ascii: "4") : UInt8(ascii: "3")
+        _ = try harness.validator.store.put(path, body: .bytes(try Deflater.gzip(tampered)), contentType: nil)
+        let broken = try harness.meterlake(["evidence", "verify", id])
+        #expect(broken.status == 1 && broken.err.contains("readings 1001–1100 (lines 1002–1101) changed") && !broken.err.contains("readings 1–1000")
+                && !broken.err.contains("line 1 (the header) changed"), "\(broken.err)")
+        _ = try harness.validator.store.put(path, body: .bytes(try Deflater.gzip(document)), contentType: nil)
+        #expect(try harness.meterlake(["evidence", "verify", id]).status == 0)
+        let connection = try harness.database.connect()
+        // A small edit of a figure is still an edit.
+        try connection.query("UPDATE default_event SET evidence = jsonb_set(evidence, '{actual_wh}', to_jsonb((evidence->>'actual_wh')::numeric + 1))")
+        #expect(try harness.meterlake(["evidence", "verify", id]).err.contains("evidence.actual_wh is"))
+        try connection.query("UPDATE default_event SET evidence = jsonb_set(evidence, '{actual_wh}', to_jsonb((evidence->>'actual_wh')::numeric - 1))")
+        // The meters rewritten in the row and its evidence together: the archive's header says otherwise.
+        try connection.query("UPDATE default_event SET meter_ids = meter_ids || 999::bigint, evidence = jsonb_set(evidence, '{meters}', evidence->'meters' || '999'::jsonb)")
+        #expect(try harness.meterlake(["evidence", "verify", id]).err.contains("archive line 1: meters"))
+        try connection.query("UPDATE default_event SET meter_ids = meter_ids[1:1], evidence = jsonb_set(evidence, '{meters}', jsonb_build_array(evidence->'meters'->0))")
+        #expect(try harness.meterlake(["evidence", "verify", id]).status == 0)
+        // A cited source file's row changed.
+        try connection.query("UPDATE ingestion_log SET row_hash = repeat('f', 64)")
+        #expect(try harness.meterlake(["evidence", "verify", id]).err.contains("source ingestion"))
+    }
+
+    @Test func aRebuiltChainFailsAgainstItsRecordedHead() throws {
+        let harness = try MaintenanceHarness()
+        for index in 0..<3 { #expect(try harness.load("h\(index).csv", quarterHours(4, from: "\(day1)T0\(index):00:00Z")) == ["validated"]) }
+        let ok = try harness.meterlake(["audit", "verify"])
+        let head = try #require(ok.out.split(separator: "\n").first { $0.hasPrefix("head: ") }).dropFirst(6).split(separator: " ").first.map(String.init)
+        // Someone edits row 2 and re-hashes the whole chain, keeping its length.
+        let connection = try harness.database.connect()
+        try connection.query("UPDATE ingestion_log SET rows_loaded = 3 WHERE chain_position = 2")
+        let rows = try connection.query("SELECT id, \(["bucket", "key", "size", "sha256", "status", "rows_processed", "rows_loaded", "rows_rejected", "destination"].joined(separator: ", ")), (extract(epoch FROM finished_at) * 1000000)::bigint AS f FROM ingestion_log ORDER BY chain_position")
+        var previous = IngestionChain.genesis
+        for row in 0..<rows.count {
+            let facts = IngestionChain.Facts(position: Int64(row + 1), previousHash: previous, bucket: rows[row, "bucket"]!, key: rows[row, "key"]!,
+                                             size: Int64(rows[row, "size"]!)!, sha256: rows[row, "sha256"]!, status: rows[row, "status"]!,
+                                             rowsProcessed: Int64(rows[row, "rows_processed"]!)!, rowsLoaded: Int64(rows[row, "rows_loaded"]!)!,
+                                             rowsRejected: Int64(rows[row, "rows_rejected"]!)!, destination: rows[row, "destination"], finishedAt: Int64(rows[row, "f"]!)!)
+            try connection.query("UPDATE ingestion_log SET previous_hash = $2, row_hash = $3 WHERE id = $1", [rows[row, "id"]!, previous, facts.hash])
+            previous = facts.hash
+        }
+        #expect(try harness.meterlake(["audit", "verify"]).status == 0, "a rebuilt chain holds on its own")
+        let checked = try harness.meterlake(["audit", "verify", "--head", try #require(head)])
+        #expect(checked.status == 1 && checked.err.contains("the recorded head, position 3"), "\(checked.err)")
+    }
+
+    @Test func concurrentQuarantinesKeepOneChain() throws {
+        let harness = try MaintenanceHarness()
+        var keys: [String] = []
+        for index in 0..<10 {
+            keys.append(try harness.validator.land("q\(index).csv", Array(quarterHours(4, from: "\(day1)T0\(index % 10):00:00Z", device: "q\(index)") { _ in -1 }.utf8)))
+        }
+        for _ in 0..<3 { try harness.validator.start() }
+        for key in keys { harness.validator.api.enqueue(harness.validator.event([key])) }
+        #expect(harness.validator.api.waitForOutcomes(10, timeout: 120).count == 10)
+        let chain = try harness.query("SELECT count(*) AS n, max(chain_position) AS last, count(DISTINCT chain_position) AS positions FROM ingestion_log WHERE status = 'quarantined'")
+        #expect(chain[0, "n"] == "10" && chain[0, "last"] == "10" && chain[0, "positions"] == "10")
+        #expect(try harness.meterlake(["audit", "verify"]).status == 0)
+    }
+
+    @Test func replayHonoursTheRejectThresholdOfToday() throws {
+        let harness = try MaintenanceHarness()
+        // 1 bad row of 40: accepted under the default 5 %.
+        #expect(try harness.load("one bad.csv", quarterHours(40, from: "\(day1)T00:00:00Z") { $0 == 7 ? -1 : 1 }) == ["validated"])
+        var environment = try harness.validator.environment()
+        environment["AWS_LAMBDA_RUNTIME_API"] = nil
+        environment["METERLAKE_REJECT_THRESHOLD"] = "0"
+        let process = try ChildProcess(try BuiltBinary.path("meterlake"), arguments: ["replay", "--source", "manual", "--org", "42", "--from", "2026-03-01", "--to", "2026-03-01"],
+                                       environment: environment)
+        #expect(try process.waitForExit(timeout: 60) == 0)
+        #expect(process.standardOutput.contains("NOT replayed") && process.standardOutput.contains("above the reject threshold"), "\(process.standardOutput)")
+    }
+}
