@@ -99,3 +99,22 @@ public final class Inflater {
 
 @available(*, unavailable)
 extension Inflater: Sendable {}
+
+extension Inflater {
+    /// A whole gzip stream (member after member) decompressed, at most `limit` bytes.
+    /// - Throws: ``CompressionError/truncated`` when the data ends inside a member,
+    ///   ``CompressionError/corrupt(_:)`` when it decompresses to more than `limit`.
+    public static func gunzip(_ compressed: [UInt8], limit: Int) throws(CompressionError) -> [UInt8] {
+        let inflater = try Inflater()
+        inflater.feed(compressed)
+        var output: [UInt8] = []
+        while true {
+            let piece = try inflater.drain(maximum: 1 << 20)
+            if piece.isEmpty { break }
+            output += piece
+            guard output.count <= limit else { throw .corrupt("more than \(limit) bytes once decompressed") }
+        }
+        guard inflater.isComplete else { throw .truncated }
+        return output
+    }
+}

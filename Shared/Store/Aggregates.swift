@@ -59,6 +59,23 @@ public struct Aggregates {
             """
     }
 
+    /// Writes the hourly rows the readings of `source` define, returning `meter_id, period_start`
+    /// of each row written. In kept months a row is replaced; in dropped months (final) only an
+    /// hour without any row is filled.
+    static func writeHourly(from source: String, droppedMonths: Bool) -> String {
+        """
+        INSERT INTO meter_aggregate (meter_id, period, period_start, period_end, energy_wh, readings_expected, reading_count,
+                                     completeness_pct, hours_expected, hours_available, availability_pct, computed_at)
+        SELECT meter_id, 'hourly', period_start, period_start + interval '1 hour', energy_wh, readings_expected, reading_count,
+               least(100, 100.0 * reading_count / readings_expected), 1,
+               CASE WHEN reading_count >= readings_expected THEN 1 ELSE 0 END,
+               CASE WHEN reading_count >= readings_expected THEN 100 ELSE 0 END, now()
+        FROM (\(hourlyFromReadings(source, droppedMonths: droppedMonths))) hourly
+        \(droppedMonths ? "ON CONFLICT (meter_id, period, period_start) DO NOTHING" : upsert)
+        RETURNING meter_id, period_start
+        """
+    }
+
     private static let upsert = """
         ON CONFLICT (meter_id, period, period_start) DO UPDATE SET
             period_end = EXCLUDED.period_end, energy_wh = EXCLUDED.energy_wh, readings_expected = EXCLUDED.readings_expected,
@@ -114,31 +131,13 @@ public struct Aggregates {
                 INSERT INTO touched SELECT meter_id, period_start FROM gone
                 """)
             pass.hours = try connection.query("""
-                WITH written AS (
-                    INSERT INTO meter_aggregate (meter_id, period, period_start, period_end, energy_wh, readings_expected, reading_count,
-                                                 completeness_pct, hours_expected, hours_available, availability_pct, computed_at)
-                    SELECT meter_id, 'hourly', period_start, period_start + interval '1 hour', energy_wh, readings_expected, reading_count,
-                           least(100, 100.0 * reading_count / readings_expected), 1,
-                           CASE WHEN reading_count >= readings_expected THEN 1 ELSE 0 END,
-                           CASE WHEN reading_count >= readings_expected THEN 100 ELSE 0 END, now()
-                    FROM (\(Self.hourlyFromReadings("hulls"))) hourly
-                    \(Self.upsert)
-                    RETURNING meter_id, period_start)
+                WITH written AS (\(Self.writeHourly(from: "hulls", droppedMonths: false)))
                 INSERT INTO touched SELECT meter_id, period_start FROM written RETURNING 1
                 """).count
             // Months already dropped: their aggregates are final; late readings only fill hours
             // that have no row at all (a meter first seen now).
             let late = try connection.query("""
-                WITH written AS (
-                    INSERT INTO meter_aggregate (meter_id, period, period_start, period_end, energy_wh, readings_expected, reading_count,
-                                                 completeness_pct, hours_expected, hours_available, availability_pct, computed_at)
-                    SELECT meter_id, 'hourly', period_start, period_start + interval '1 hour', energy_wh, readings_expected, reading_count,
-                           least(100, 100.0 * reading_count / readings_expected), 1,
-                           CASE WHEN reading_count >= readings_expected THEN 1 ELSE 0 END,
-                           CASE WHEN reading_count >= readings_expected THEN 100 ELSE 0 END, now()
-                    FROM (\(Self.hourlyFromReadings("hulls", droppedMonths: true))) hourly
-                    ON CONFLICT (meter_id, period, period_start) DO NOTHING
-                    RETURNING meter_id, period_start),
+                WITH written AS (\(Self.writeHourly(from: "hulls", droppedMonths: true))),
                  added AS (INSERT INTO touched SELECT meter_id, period_start FROM written RETURNING 1)
                 SELECT (SELECT count(*) FROM (\(Self.hourlyFromReadings("hulls", droppedMonths: true))) h) AS hours,
                        (SELECT count(*) FROM added) AS added

@@ -52,7 +52,7 @@ extension EvidenceKeeper {
         do {
             _ = try store.get(archivePath, to: scratch)
             guard let compressed = FileIO.readAll(scratch) else { throw EvidenceError("cannot read the downloaded archive") }
-            archive = try Self.gunzip(compressed)
+            archive = try Inflater.gunzip(compressed, limit: 1 << 30)
         } catch let error as ObjectStoreError {
             problems.append("archive \(archivePath): cannot be read (\(error))")
             return Verification(id: id, readings: 0, problems: problems)
@@ -176,20 +176,5 @@ extension EvidenceKeeper {
             }
         }
         return Verification(id: id, readings: readingLines.count, problems: problems)
-    }
-
-    /// A whole gzip stream, at most 1 GiB once decompressed.
-    static func gunzip(_ compressed: [UInt8]) throws -> [UInt8] {
-        let inflater = try Inflater()
-        inflater.feed(compressed)
-        var output: [UInt8] = []
-        while true {
-            let piece = try inflater.drain(maximum: 1 << 20)
-            if piece.isEmpty { break }
-            output += piece
-            guard output.count <= 1 << 30 else { throw EvidenceError("the archive decompresses to more than 1 GiB") }
-        }
-        guard inflater.isComplete else { throw CompressionError.truncated }
-        return output
     }
 }

@@ -197,3 +197,32 @@ public final class FakeRuntimeAPI: @unchecked Sendable {
         return .respond(status: 200, headers: headers, body: event.body)
     }
 }
+
+/// Built function processes that start together: one process of a binary per event, each with a
+/// Runtime API of its own; the events are handed out only once every process polls, so the
+/// invocations race from the same moment.
+public enum FunctionRace {
+    /// Each event's outcome (nil when none came within `timeout`) and everything the processes printed.
+    public static func run(_ binary: String, events: [String], timeout: TimeInterval = 90,
+                           environment: (_ runtimeAPI: String) throws -> [String: String]) throws -> (outcomes: [FakeRuntimeAPI.Outcome?], output: String) {
+        var runs: [(api: FakeRuntimeAPI, process: ChildProcess, id: String)] = []
+        defer { for run in runs { run.api.stop() } }
+        for _ in events {
+            let api = try FakeRuntimeAPI()
+            runs.append((api, try ChildProcess(binary, environment: try environment(api.address)), ""))
+        }
+        for run in runs { _ = run.api.waitForPolls(1, timeout: 30) }
+        for index in runs.indices {
+            let event = FakeRuntimeAPI.Event(Array(events[index].utf8))
+            runs[index].id = event.requestID
+            runs[index].api.enqueue(event)
+        }
+        let outcomes = runs.map { $0.api.waitForOutcome(requestID: $0.id, timeout: timeout) }
+        var output = ""
+        for run in runs {
+            run.process.terminate()
+            output += run.process.standardOutput + run.process.standardError
+        }
+        return (outcomes, output)
+    }
+}

@@ -46,8 +46,12 @@ final class FetcherHarness {
     }
 
     func environment(api: FakeRuntimeAPI, function: String) throws -> [String: String] {
+        try environment(address: api.address, function: function)
+    }
+
+    func environment(address: String, function: String) throws -> [String: String] {
         [
-            "AWS_LAMBDA_RUNTIME_API": api.address, "AWS_LAMBDA_FUNCTION_NAME": function,
+            "AWS_LAMBDA_RUNTIME_API": address, "AWS_LAMBDA_FUNCTION_NAME": function,
             "DATABASE_URL": database.url, "METERLAKE_BUCKET": store.configuration.bucket,
             "AWS_ENDPOINT_URL_S3": try Moto.variable("MOTO_S3_ENDPOINT"), "AWS_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
@@ -91,32 +95,18 @@ final class FetcherHarness {
     /// One fetcher process of `vendor` per event, all started at once: their outcomes.
     func race(_ vendor: SourceSystem, events: [String]) throws -> [FetchOutcome] {
         let function = "fetcher-" + vendor.rawValue
-        var runs: [(api: FakeRuntimeAPI, process: ChildProcess, id: String)] = []
-        for _ in events {
-            let api = try FakeRuntimeAPI()
-            runs.append((api, try ChildProcess(try BuiltBinary.path(function), environment: try environment(api: api, function: function)), ""))
+        let race = try FunctionRace.run(try BuiltBinary.path(function), events: events) { address in
+            try self.environment(address: address, function: function)
         }
-        // Both processes up and polling before either gets its event: the races start together.
-        for run in runs { _ = run.api.waitForPolls(1, timeout: 30) }
-        for index in runs.indices {
-            let event = FakeRuntimeAPI.Event(Array(events[index].utf8))
-            runs[index].id = event.requestID
-            runs[index].api.enqueue(event)
-        }
-        defer {
-            for run in runs {
-                run.process.terminate()
-                output += run.process.standardOutput + run.process.standardError
-                run.api.stop()
-            }
-        }
-        return try runs.map { run in
-            guard let outcome = run.api.waitForOutcomes(1, timeout: 90).first else { throw HarnessError.noOutcome(run.process.standardError) }
+        output += race.output
+        return try race.outcomes.map { outcome in
             switch outcome {
-            case .response(_, let body):
+            case .response(_, let body)?:
                 return .sites((try JSONSerialization.jsonObject(with: Data(body)) as! [String: Any])["sites"] as! [[String: Any]])
-            case .error(_, let type, let body):
+            case .error(_, let type, let body)?:
                 return .error(type: type ?? "", message: String(decoding: body, as: UTF8.self))
+            case nil:
+                throw HarnessError.noOutcome(race.output)
             }
         }
     }

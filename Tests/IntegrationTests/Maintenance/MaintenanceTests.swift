@@ -34,32 +34,15 @@ final class MaintenanceHarness {
 
     /// `count` maintenance processes given their scheduled event at the same moment.
     func race(_ count: Int) throws -> [[String: Any]] {
-        var runs: [(api: FakeRuntimeAPI, process: ChildProcess, id: String)] = []
-        for _ in 0..<count {
-            let api = try FakeRuntimeAPI()
-            let process = try ChildProcess(try BuiltBinary.path("maintenance"), environment: [
-                "AWS_LAMBDA_RUNTIME_API": api.address, "AWS_LAMBDA_FUNCTION_NAME": "maintenance", "DATABASE_URL": database.url,
-                "METERLAKE_MAINTENANCE_RANGES_PER_PASS": "3",
-            ])
-            runs.append((api, process, ""))
+        let scheduled = #"{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}"#
+        let race = try FunctionRace.run(try BuiltBinary.path("maintenance"), events: Array(repeating: scheduled, count: count), timeout: 120) { address in
+            ["AWS_LAMBDA_RUNTIME_API": address, "AWS_LAMBDA_FUNCTION_NAME": "maintenance", "DATABASE_URL": self.database.url,
+             "METERLAKE_MAINTENANCE_RANGES_PER_PASS": "3"]
         }
-        for run in runs { _ = run.api.waitForPolls(1, timeout: 30) }
-        for index in runs.indices {
-            let event = FakeRuntimeAPI.Event(Array(#"{"detail-type":"Scheduled Event","source":"aws.events","detail":{}}"#.utf8))
-            runs[index].id = event.requestID
-            runs[index].api.enqueue(event)
-        }
-        defer {
-            for run in runs {
-                run.process.terminate()
-                output += run.process.standardOutput + run.process.standardError
-                run.api.stop()
-            }
-        }
-        return try runs.map { run in
-            let outcome = run.api.waitForOutcome(requestID: run.id, timeout: 120)
+        output += race.output
+        return try race.outcomes.map { outcome in
             guard case .response(_, let body)? = outcome else {
-                throw HarnessFailure("maintenance did not answer: \(String(describing: outcome)) \(run.process.standardOutput)")
+                throw HarnessFailure("maintenance did not answer: \(String(describing: outcome)) \(race.output)")
             }
             return try JSONSerialization.jsonObject(with: Data(body)) as! [String: Any]
         }
