@@ -73,6 +73,23 @@ import Vendors
         #expect(throws: FileFormatError.self) { try read(unknownZone) }
     }
 
+    /// A vendor envelope's answers are kept whole until the envelope is read, within a budget
+    /// counted in document bytes however the window moves.
+    @Test func vendorAnswersPastTheirBudgetAreRefused() throws {
+        var limits = ValidationLimits()
+        limits.maximumVendorAnswerBytes = 1024 * 1024
+        let answer = #"{"call":"energy","request":"GET e","response":{"pad":""# + String(repeating: "A", count: 40_000) + #""}}"#
+        let envelope = #"{"source":"solaredge","organization_id":42,"site_id":"77","time_zone":"Europe/Berlin","vendor_format":"solaredge.monitoring.v1","readings":["#
+            + Array(repeating: answer, count: 60).joined(separator: ",") + "]}"
+        #expect(throws: FileFormatError.notAnEnvelope(reason: "the vendor answers exceed 1048576 bytes; fetch shorter windows")) {
+            let reader = try ReadingFileReader(
+                source: MemoryByteSource(Array(envelope.utf8), chunkSize: 256 * 1024), name: "site.json", sourceSystem: .solarEdge,
+                organizationID: 42, limits: limits, transforms: VendorCatalog.transforms(zones: zones),
+                now: 0, ingestedAt: 0)
+            while try reader.nextBatch() != nil {}
+        }
+    }
+
     @Test func anEnvelopeMustMatchItsLocationAndNameAKnownFormat() throws {
         let window = solarEdge("2026-06-15T10:00:00Z", "2026-06-15T10:15:00Z", energy: #"{"energy":{"values":[]}}"#)
         #expect(throws: FileFormatError.self) { try read(window, source: .goodWe) }

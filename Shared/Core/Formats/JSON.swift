@@ -78,8 +78,16 @@ extension JSONWriter {
 
 /// The keys of the last object parsed, by member position (see ``JSONParser/keyCache``).
 /// Owned by one reader.
+///
+/// It also remembers how many of those keys the last record that parsed whole had, in order and
+/// checked: a record whose first keys are byte for byte the same, at the same positions, has
+/// already passed the duplicate checks for them, so ``JSONParser/parseRecord(depth:line:row:fields:keys:)``
+/// checks only the keys after them (9 keys cost 36 comparisons a record otherwise).
 public final class JSONKeyCache {
-    private var entries: [(bytes: [UInt8], key: String)] = []
+    // One reader's, used by one thread: the runtime's exclusivity checks cost more than the lookups.
+    @exclusivity(unchecked) private var entries: [(bytes: [UInt8], key: String)] = []
+    /// How many leading entries are the keys of the last record that parsed whole (checked distinct).
+    @exclusivity(unchecked) private var trusted = 0
 
     public init() {}
 
@@ -91,9 +99,25 @@ public final class JSONKeyCache {
         return equal ? entries[index].key : nil
     }
 
-    func remember(_ key: String, bytes: [UInt8], at index: Int) {
-        guard index <= entries.count, index < 256 else { return }
+    /// Remembers `key` at `index`; false when the cache is full or `index` is past its end.
+    @discardableResult
+    func remember(_ key: String, bytes: [UInt8], at index: Int) -> Bool {
+        guard index <= entries.count, index < 256 else { return false }
         if index == entries.count { entries.append((bytes, key)) } else { entries[index] = (bytes, key) }
+        trusted = min(trusted, index)
+        return true
+    }
+
+    /// The trusted prefix's length, forgotten until ``trust(_:)`` says it again: a record that
+    /// fails part way leaves nothing trusted.
+    func takeTrusted() -> Int {
+        defer { trusted = 0 }
+        return trusted
+    }
+
+    /// The first `count` entries are the keys of a record that parsed whole.
+    func trust(_ count: Int) {
+        trusted = min(count, entries.count)
     }
 }
 
@@ -172,14 +196,14 @@ public struct JSONParser {
     public func error(_ reason: String) -> JSONSyntaxError {
         var line = 1
         var lineStart = 0
-        var index = 0
         let stop = min(position, bytes.count)
-        while index < stop {
-            if bytes[index] == 0x0A {
+        bytes.withUnsafeBufferPointer { buffer in
+            // memchr finds each line break at vector speed (a streamed document's window can be large).
+            guard let base = buffer.baseAddress else { return }
+            while lineStart < stop, let found = memchr(base + lineStart, 0x0A, stop - lineStart) {
                 line += 1
-                lineStart = index + 1
+                lineStart = UnsafePointer<UInt8>(found.assumingMemoryBound(to: UInt8.self)) - base + 1
             }
-            index += 1
         }
         return JSONSyntaxError(reason: reason, line: line, column: position - lineStart + 1)
     }
@@ -208,40 +232,53 @@ public struct JSONParser {
         // keys as written and as folded keep the checks linear (a record of 87k keys is hostile).
         var exactKeys = Set<String>()
         var foldedKeys = Set<String>()
+        var setsBuilt = false
+        // Leading keys that repeat the last whole record's, byte for byte at the same positions,
+        // were checked then against the same earlier keys: they need no check again.
+        let cache = depth == keyCacheDepth ? keyCache : nil
+        let trusted = cache?.takeTrusted() ?? 0
+        var inTrustedPrefix = true
+        var cachedPrefix = 0
         do {
             if peek() == UInt8(ascii: "}") {
                 position += 1
+                cache?.trust(0)
                 return raw
             }
             while true {
                 guard peek() == UInt8(ascii: "\"") else { throw error("expected a string key") }
                 let keyStart = position
-                let key = try parseKey(index: depth == keyCacheDepth ? keys.count : -1)
-                let length = key.utf8.count
-                let large = keys.count >= 16
-                if large, exactKeys.isEmpty {
-                    exactKeys = Set(keys)
-                    foldedKeys = Set(keys.map { $0.lowercased() })
-                }
-                guard large ? !exactKeys.contains(key) : !keys.contains(where: { $0.utf8.count == length && $0 == key }) else {
-                    position = keyStart
-                    throw error("duplicate key \"\(key)\"")
+                let index = keys.count
+                let (key, cached) = try parseKey(index: cache == nil ? -1 : index)
+                inTrustedPrefix = inTrustedPrefix && cached == .hit && index < trusted
+                if cachedPrefix == index, cached != .none { cachedPrefix += 1 }
+                if !inTrustedPrefix {
+                    if index >= 16, !setsBuilt {
+                        exactKeys = Set(keys)
+                        foldedKeys = Set(keys.map { $0.lowercased() })
+                        setsBuilt = true
+                    }
+                    let length = key.utf8.count
+                    guard setsBuilt ? !exactKeys.contains(key) : !keys.contains(where: { $0.utf8.count == length && $0 == key }) else {
+                        position = keyStart
+                        throw error("duplicate key \"\(key)\"")
+                    }
                 }
                 try expect(UInt8(ascii: ":"))
                 let value = try parseValue(depth: depth + 1)
-                if let field = fields.field(for: key, at: keys.count) {
+                if let field = fields.field(for: key, at: index) {
                     if raw[field] != nil { caseDuplicate = caseDuplicate ?? key }
                     raw[field] = .json(value)
                 } else {
                     // Extras that differ from an earlier key in case only.
-                    if caseDuplicate == nil,
-                        large ? foldedKeys.contains(key.lowercased()) : keys.contains(where: { $0.equalsIgnoringCase(key) }) {
+                    if caseDuplicate == nil, !inTrustedPrefix,
+                        setsBuilt ? foldedKeys.contains(key.lowercased()) : keys.contains(where: { $0.equalsIgnoringCase(key) }) {
                         caseDuplicate = key
                     }
                     raw.extras.append(JSONMember(key, value))
                 }
                 keys.append(key)
-                if large {
+                if setsBuilt {
                     exactKeys.insert(key)
                     foldedKeys.insert(key.lowercased())
                 }
@@ -252,6 +289,7 @@ public struct JSONParser {
                     if let caseDuplicate {
                         throw FileFormatError.notAReading(line: line, reason: "key \"\(caseDuplicate)\" appears twice (names are case-insensitive)")
                     }
+                    cache?.trust(cachedPrefix)
                     return raw
                 default: throw error("expected ',' or '}' in an object")
                 }
@@ -280,7 +318,7 @@ public struct JSONParser {
             while true {
                 guard peek() == UInt8(ascii: "\"") else { throw error("expected a string key") }
                 let keyStart = position
-                let key = try parseKey(index: depth == keyCacheDepth ? members.count : -1)
+                let (key, _) = try parseKey(index: depth == keyCacheDepth ? members.count : -1)
                 // Records are small: a linear scan beats hashing until an object grows large.
                 let duplicate: Bool
                 if members.count < 16 {
@@ -377,19 +415,25 @@ public struct JSONParser {
     /// The depth of the objects whose keys the cache remembers (0 for NDJSON records).
     public var keyCacheDepth = 0
 
+    /// Whether a key came from the cache, went into it, or neither.
+    enum KeyCaching { case hit, remembered, none }
+
     /// An object key; top-level keys go through the cache when there is one.
-    private mutating func parseKey(index: Int) throws(JSONSyntaxError) -> String {
-        guard let cache = keyCache, index >= 0 else { return try parseString() }
+    private mutating func parseKey(index: Int) throws(JSONSyntaxError) -> (String, KeyCaching) {
+        guard let cache = keyCache, index >= 0 else { return (try parseString(), .none) }
         let start = position + 1
         var end = start
         while end < self.end, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\") { end += 1 }
         if end < self.end, bytes[end] == UInt8(ascii: "\""), let cached = cache.key(at: index, matching: bytes[start..<end]) {
             position = end + 1
-            return cached
+            return (cached, .hit)
         }
         let key = try parseString()
-        if end < self.end, bytes[end] == UInt8(ascii: "\"") { cache.remember(key, bytes: Array(bytes[start..<end]), at: index) }
-        return key
+        // Only a key without escapes is remembered: its bytes are then exactly the key's.
+        if end < self.end, bytes[end] == UInt8(ascii: "\""), cache.remember(key, bytes: Array(bytes[start..<end]), at: index) {
+            return (key, .remembered)
+        }
+        return (key, .none)
     }
 
     /// A string (the opening quote is next), unescaped and validated.

@@ -27,6 +27,9 @@ public final class JSONDocumentRecordSource: RecordSource {
     /// that line, so that positions stay exact once the front is dropped.
     private var window: [UInt8]
     private var position = 0
+    /// Bytes dropped from the window's front so far: `dropped + position` is an offset in the
+    /// document, which stays right across a read (a window index saved before one does not).
+    private var dropped = 0
     private var ended = false
     private var baseLine = 1
     private var baseColumn = 0
@@ -165,10 +168,11 @@ public final class JSONDocumentRecordSource: RecordSource {
             }
             first = false
             guard try peek() == UInt8(ascii: "\"") else { throw syntaxError("expected a string key") }
-            let keyStart = position
+            // Parsing may read more and drop what was parsed: the key's start as a document offset.
+            let keyStart = dropped + position
             let key = try parse(line: lineNumber()) { (parser: inout JSONParser) throws(JSONSyntaxError) in try parser.parseString() }
             guard envelopeKeys.insert(key).inserted else {
-                position = keyStart
+                position = keyStart - dropped
                 throw syntaxError("duplicate key \"\(key)\"")
             }
             guard try peek() == UInt8(ascii: ":") else { throw syntaxError("expected ':'") }
@@ -225,7 +229,7 @@ public final class JSONDocumentRecordSource: RecordSource {
             }
             first = false
             _ = try peek()
-            let (line, start) = (lineNumber(), position)
+            let (line, start) = (lineNumber(), dropped + position)
             // One answer may be larger than a reading (a month of quarter hours), within the budget left.
             valueCap = max(1, maximumAnswerBytes - answerBytes)
             defer { valueCap = maximumRecordBytes }
@@ -235,7 +239,7 @@ public final class JSONDocumentRecordSource: RecordSource {
             } catch .recordTooLong {
                 throw .notAnEnvelope(reason: "the vendor answers exceed \(maximumAnswerBytes) bytes; fetch shorter windows")
             }
-            answerBytes += position - start
+            answerBytes += dropped + position - start
             guard answerBytes <= maximumAnswerBytes else {
                 throw .notAnEnvelope(reason: "the vendor answers exceed \(maximumAnswerBytes) bytes; fetch shorter windows")
             }
@@ -320,9 +324,13 @@ public final class JSONDocumentRecordSource: RecordSource {
         var lastNewline: Int?
         var newlines = 0
         window.withUnsafeBufferPointer { bytes in
-            for index in 0..<count where bytes[index] == 0x0A {
+            guard let base = bytes.baseAddress else { return }
+            var from = 0
+            while from < count, let found = memchr(base + from, 0x0A, count - from) {
+                let index = UnsafePointer<UInt8>(found.assumingMemoryBound(to: UInt8.self)) - base
                 newlines += 1
                 lastNewline = index
+                from = index + 1
             }
         }
         if let lastNewline {
@@ -333,6 +341,7 @@ public final class JSONDocumentRecordSource: RecordSource {
         }
         window.removeSubrange(0..<count)
         position -= count
+        dropped += count
         lineCursor = (0, 1)
     }
 
@@ -350,6 +359,10 @@ public final class JSONDocumentRecordSource: RecordSource {
         }
     }
 
+    /// Bytes kept ahead of a value before it is parsed (a value longer than this is parsed again
+    /// once more has been read).
+    static let readAhead = 64 * 1024
+
     private func expectEnd() throws(FileFormatError) {
         guard try peek() == nil else { throw syntaxError("unexpected content after the value") }
     }
@@ -358,6 +371,9 @@ public final class JSONDocumentRecordSource: RecordSource {
     /// stops at the window's end before the document's, more is read and it runs again; at the
     /// cap, the reading is too long.
     private func parse<T, Failure: Error>(line: Int, _ body: (inout JSONParser) throws(Failure) -> T) throws(FileFormatError) -> T {
+        // Most values are short: with this much read ahead they never stop at the window's edge,
+        // which would cost a failed parse and its error.
+        while window.count - position < min(valueCap, Self.readAhead), !ended { try fill() }
         while true {
             let available = window.count - position
             let capped = available >= valueCap

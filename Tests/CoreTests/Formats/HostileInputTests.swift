@@ -122,6 +122,16 @@ import TestSupport
         #expect(throws: FileFormatError.invalidJSON(JSONSyntaxError(reason: "expected a string key", line: 1, column: column))) {
             _ = try read(Array(oneLine.utf8), name: "big.json", chunk: chunk, batch: 500)
         }
+        // Blank lines in what the window dropped count too.
+        #expect(throws: FileFormatError.invalidJSON(JSONSyntaxError(reason: "expected a string key", line: 4_003, column: 26))) {
+            _ = try read(Array(lines.joined(separator: "\n\n").utf8), name: "big.json", chunk: chunk, batch: 500)
+        }
+        // After one line break, then everything on line 2: the column counts from that break.
+        let second = "[\n" + lines.dropFirst().joined()
+        let secondColumn = second.utf8.count - 2 - #",}]"#.utf8.count + 1
+        #expect(throws: FileFormatError.invalidJSON(JSONSyntaxError(reason: "expected a string key", line: 2, column: secondColumn))) {
+            _ = try read(Array(second.utf8), name: "big.json", chunk: chunk, batch: 500)
+        }
         // And a good one reads whole, every reading in order.
         let good = (lines.dropLast(2) + ["]"]).joined(separator: "\n")
         let result = try read(Array(good.utf8), name: "big.json", chunk: chunk, batch: 500)

@@ -195,6 +195,122 @@ let expectedSampleReadings: [MeterReading] = [
     }
 }
 
+/// Records that repeat the previous record's keys skip the duplicate checks for those keys
+/// (``JSONKeyCache``): what differs from that record must still be checked, in every container.
+@Suite struct RepeatedKeysTests {
+    /// `count` good readings with the same nine keys, then `last`; as NDJSON, a bare array and an envelope.
+    func files(_ last: String, count: Int = 5) -> [(name: String, bytes: [UInt8], lastLine: Int)] {
+        let good = (0..<count).map { i in
+            #"{"external_site_id":"s","external_device_id":"d\#(i)","timestamp":"2026-03-01T06:00:00Z","reading_interval_seconds":900,"energy_wh":1,"power_w":2,"temperature_c":3,"quality":"measured","inverter_mode":"x"}"#
+        }
+        let lines = good + [last]
+        return [
+            ("a.ndjson", Array(lines.joined(separator: "\n").utf8), count + 1),
+            ("a.json", Array(("[\n" + lines.joined(separator: ",\n") + "\n]").utf8), count + 2),
+            ("a.json", Array(("{\"source\":\"manual\",\"readings\":[\n" + lines.joined(separator: ",\n") + "\n]}").utf8), count + 2),
+        ]
+    }
+
+    static let head = #"{"external_site_id":"s","external_device_id":"z","timestamp":"2026-03-01T06:00:00Z","reading_interval_seconds":900,"energy_wh":1,"power_w":2,"temperature_c":3,"quality":"measured","#
+
+    @Test(arguments: [7, 64, 4096])
+    func aKeyRepeatedWhereTheLastRecordHadAnotherIsStillADuplicate(chunk: Int) throws {
+        // The tenth key repeats the first, where the records before had nine keys.
+        for file in files(Self.head + #""inverter_mode":"x","external_site_id":"t"}"#) {
+            let column = Self.head.utf8.count + #""inverter_mode":"x","#.utf8.count + 1
+            #expect(throws: FileFormatError.invalidJSON(JSONSyntaxError(reason: "duplicate key \"external_site_id\"", line: file.lastLine, column: column))) {
+                try read(file.bytes, name: file.name, chunk: chunk)
+            }
+        }
+        // In place of a key the records before had at that position.
+        for file in files(Self.head + #""quality":"x"}"#) {
+            #expect(throws: FileFormatError.invalidJSON(JSONSyntaxError(reason: "duplicate key \"quality\"", line: file.lastLine, column: Self.head.utf8.count + 1))) {
+                try read(file.bytes, name: file.name, chunk: chunk)
+            }
+        }
+        // An extra repeated in another case, and a canonical name in another case.
+        for last in [Self.head + #""inverter_mode":"x","INVERTER_MODE":"y"}"#, Self.head + #""inverter_mode":"x","Quality":"measured"}"#] {
+            let repeated = last.contains("INVERTER") ? "INVERTER_MODE" : "Quality"
+            for file in files(last) {
+                #expect(throws: FileFormatError.notAReading(line: file.lastLine, reason: "key \"\(repeated)\" appears twice (names are case-insensitive)")) {
+                    try read(file.bytes, name: file.name, chunk: chunk)
+                }
+            }
+        }
+    }
+
+    @Test func onlyALeadingRunOfTheLastWholeRecordsKeysIsTrusted() throws {
+        // The same keys at the same positions, but after one that differs: "c" at 2 repeats "c" at 0.
+        // Then keys the cache holds from two records ("a" at 2 from the first, "a", "b" from the
+        // second): the third record's "a" at 2 is past what the last record had.
+        for (lines, key, column) in [
+            ([#"{"a":1,"b":1,"c":1}"#, #"{"c":1,"b":1,"c":2}"#], "c", 14),
+            ([#"{"x":1,"y":1,"a":1}"#, #"{"a":1,"b":1}"#, #"{"a":1,"b":1,"a":2}"#], "a", 14),
+            // An escaped key is not remembered: the "b" the cache keeps at 1 is from the first record.
+            ([#"{"a":1,"b":1,"c":1}"#, #"{"b":1,"\u0061":1,"c":1}"#, #"{"b":1,"b":2,"c":1}"#], "b", 8),
+            // An empty record trusts nothing, though the cache still holds keys.
+            ([#"{"a":1,"b":1}"#, #"{"b":1}"#, #"{}"#, #"{"b":1,"b":2}"#], "b", 8),
+        ] {
+            let line = lines.count
+            #expect(throws: FileFormatError.invalidJSON(JSONSyntaxError(reason: "duplicate key \"\(key)\"", line: line, column: column))) {
+                try read(Array(lines.joined(separator: "\n").utf8), name: "a.ndjson")
+            }
+            #expect(throws: FileFormatError.invalidJSON(JSONSyntaxError(reason: "duplicate key \"\(key)\"", line: line + 1, column: column))) {
+                try read(Array(("[\n" + lines.joined(separator: ",\n") + "\n]").utf8), name: "a.json")
+            }
+        }
+    }
+
+    /// Only letters fold: "[" and "{" differ by the case bit but are different names.
+    @Test func namesThatDifferByTheCaseBitOutsideLettersAreDifferent() throws {
+        let line = #"{"external_site_id":"s","external_device_id":"d","timestamp":"2026-03-01T06:00:00Z","reading_interval_seconds":900,"m[":1,"m{":2,"M@":3,"m`":4}"#
+        let result = try read(Array(line.utf8), name: "a.ndjson")
+        #expect(result.violations.isEmpty)
+        #expect(result.readings.first?.otherMetrics.map(\.key) == ["m[", "m{", "M@", "m`"])
+    }
+
+    /// Positions kept across a read of the next chunk are document offsets: the window's front
+    /// is dropped as it is read (256 KiB chunks, as the validator reads).
+    @Test func aRepeatedEnvelopeMemberAfterALongOneIsNamedWhereItIs() throws {
+        for filler in stride(from: 100_000, through: 900_000, by: 61_111) {
+            let head = #"{"source":"manual","x":""# + String(repeating: "A", count: filler) + #"","#
+            // More document after it, so that reading ahead drops the window's front.
+            let tail = #","y":""# + String(repeating: "B", count: 300_000) + #"","readings":[]}"#
+            let bytes = Array((head + #""source":"manual""# + tail).utf8)
+            #expect(throws: FileFormatError.invalidJSON(JSONSyntaxError(reason: "duplicate key \"source\"", line: 1, column: head.utf8.count + 1))) {
+                try read(bytes, name: "a.json", chunk: 256 * 1024)
+            }
+        }
+    }
+
+    @Test func aKeyThatIsNotRememberedEndsTheTrustedRun() throws {
+        // An escaped key is not remembered; the record after it repeats a key at its end.
+        let escaped = #"{"external_site_id":"s","external_device_id":"e","timestamp":"2026-03-01T06:15:00Z","reading_interval_seconds":900,"\u0065nergy_wh":1}"#
+        let again = #"{"external_site_id":"s","external_device_id":"e","timestamp":"2026-03-01T06:30:00Z","reading_interval_seconds":900,"energy_wh":1,"energy_wh":2}"#
+        let bytes = Array((escaped + "\n" + again).utf8)
+        #expect(throws: FileFormatError.invalidJSON(JSONSyntaxError(reason: "duplicate key \"energy_wh\"", line: 2, column: again.utf8.count - #""energy_wh":2}"#.utf8.count + 1))) {
+            try read(bytes, name: "a.ndjson")
+        }
+        // Records with more keys than the linear check covers (the sets take over at 16).
+        let many = (0..<20).map { #""k\#($0)":\#($0)"# }.joined(separator: ",")
+        let base = #"{"external_site_id":"s","external_device_id":"d","timestamp":"2026-03-01T06:00:00Z","reading_interval_seconds":900,"#
+        let wide = (0..<3).map { base.replacingOccurrences(of: "\"d\"", with: "\"d\($0)\"") + many + "}" }
+        let ok = try read(Array(wide.joined(separator: "\n").utf8), name: "a.ndjson")
+        #expect(ok.readings.count == 3 && ok.readings.allSatisfy { $0.otherMetrics.count == 20 })
+        let column = (base + many).utf8.count + 2
+        for (repeated, expected) in [
+            ("k3", FileFormatError.invalidJSON(JSONSyntaxError(reason: "duplicate key \"k3\"", line: 4, column: column))),
+            ("K3", .notAReading(line: 4, reason: "key \"K3\" appears twice (names are case-insensitive)")),
+            ("external_device_id", .invalidJSON(JSONSyntaxError(reason: "duplicate key \"external_device_id\"", line: 4, column: column))),
+        ] {
+            let bad = wide + [base + many + #","\#(repeated)":1}"#]
+            #expect(throws: expected, "\(repeated) after 24 keys the records before had") {
+                try read(Array(bad.joined(separator: "\n").utf8), name: "a.ndjson")
+            }
+        }
+    }
+}
+
 @Suite struct BatchPrefetcherTests {
     func prefetcher(depth: Int) -> BatchPrefetcher {
         BatchPrefetcher(maximumRows: 1, depth: depth) { () throws(FileFormatError) in
