@@ -204,6 +204,12 @@ extension String {
     /// Whether the two are equal ignoring case: ASCII letters compared byte by byte without
     /// allocating, anything else through `lowercased()`.
     func equalsIgnoringCase(_ other: String) -> Bool {
+        // Over contiguous UTF-8 (every native string, small ones included): no per-byte index dance.
+        var ascii: Bool?
+        _ = utf8.withContiguousStorageIfAvailable { mine in
+            _ = other.utf8.withContiguousStorageIfAvailable { theirs in ascii = String.asciiEqualsIgnoringCase(mine, theirs) }
+        }
+        if let ascii { return ascii }
         guard utf8.allSatisfy({ $0 < 0x80 }), other.utf8.allSatisfy({ $0 < 0x80 }) else {
             return lowercased() == other.lowercased()
         }
@@ -212,6 +218,24 @@ extension String {
             guard a | 0x20 == b | 0x20, (0x61...0x7A).contains(a | 0x20) else { return false }
         }
         return true
+    }
+
+    /// Whether two ASCII byte strings are equal ignoring the case of letters; nil when either is
+    /// not ASCII (its case folding is Unicode's, and may change its length).
+    private static func asciiEqualsIgnoringCase(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool? {
+        guard a.allSatisfy({ $0 < 0x80 }), b.allSatisfy({ $0 < 0x80 }) else { return nil }
+        guard a.count == b.count else { return false }
+        for index in 0..<a.count where a[index] != b[index] {
+            let folded = a[index] | 0x20
+            guard folded == b[index] | 0x20, folded >= 0x61, folded <= 0x7A else { return false }
+        }
+        return true
+    }
+
+    /// Whether any UTF-8 byte satisfies `predicate` (over contiguous storage when there is one).
+    func containsUTF8Byte(where predicate: (UInt8) -> Bool) -> Bool {
+        if let answer = utf8.withContiguousStorageIfAvailable({ $0.contains(where: predicate) }) { return answer }
+        return utf8.contains(where: predicate)
     }
 
     /// Without leading and trailing spaces and tabs; the string itself when there are none.

@@ -23,8 +23,55 @@ public enum ISO8601 {
     }
 
     static func parse(buffer bytes: UnsafeBufferPointer<UInt8>) -> Result {
+        var cursor = Cursor(bytes: bytes)
+        let expected = "expected YYYY-MM-DDTHH:MM:SS with Z or an offset"
+        guard let year = cursor.number(4), cursor.take(0x2D), let month = cursor.number(2), cursor.take(0x2D),
+            let day = cursor.number(2)
+        else {
+            return .invalid(expected)
+        }
+        guard cursor.take(UInt8(ascii: "T")) || cursor.take(UInt8(ascii: "t")) || cursor.take(0x20) else {
+            return .invalid(cursor.atEnd ? "a date without a time" : expected)
+        }
+        guard let hour = cursor.number(2), cursor.take(0x3A), let minute = cursor.number(2) else { return .invalid(expected) }
+        var second = 0
+        if cursor.take(0x3A) {
+            guard let value = cursor.number(2) else { return .invalid(expected) }
+            second = value
+            if cursor.take(0x2E) || cursor.take(0x2C) {
+                let start = cursor.index
+                while let byte = cursor.current, byte >= 0x30, byte <= 0x39 {
+                    if byte != 0x30 { return .invalid("fractional seconds: an interval starts on a whole second") }
+                    cursor.index += 1
+                }
+                guard cursor.index > start else { return .invalid(expected) }
+            }
+        }
+        guard (1...12).contains(month) else { return .invalid("month \(month) does not exist") }
+        guard (1...daysIn(month: month, year: year)).contains(day) else {
+            return .invalid("day \(day) does not exist in \(year)-\(month < 10 ? "0" : "")\(month)")
+        }
+        guard hour <= 23, minute <= 59, second <= 59 else { return .invalid("time of day out of range") }
+        let wall = Int64(Timestamp.days(year: year, month: month, day: day)) * 86_400
+            + Int64(hour * 3600 + minute * 60 + second)
+        if cursor.atEnd { return .naive(wall) }
+        guard let offset = offset(buffer: UnsafeBufferPointer(rebasing: bytes[cursor.index...])) else {
+            return .invalid("invalid zone: expected Z or ±HH:MM")
+        }
+        return .zoned(wall - Int64(offset))
+    }
+
+    /// A position in the bytes being parsed. A value, not captured state: the parse runs
+    /// millions of times a file and a closure over a mutable local costs runtime access checks.
+    private struct Cursor {
+        let bytes: UnsafeBufferPointer<UInt8>
         var index = 0
-        func number(_ digits: Int) -> Int? {
+
+        var atEnd: Bool { index >= bytes.count }
+        var current: UInt8? { index < bytes.count ? bytes[index] : nil }
+
+        /// `digits` decimal digits as a number, consumed; nil (nothing consumed) otherwise.
+        mutating func number(_ digits: Int) -> Int? {
             guard index + digits <= bytes.count else { return nil }
             var value = 0
             for offset in 0..<digits {
@@ -35,59 +82,34 @@ public enum ISO8601 {
             index += digits
             return value
         }
-        func take(_ byte: UInt8) -> Bool {
+
+        /// Consumes `byte` when it is next.
+        mutating func take(_ byte: UInt8) -> Bool {
             guard index < bytes.count, bytes[index] == byte else { return false }
             index += 1
             return true
         }
-        let expected = "expected YYYY-MM-DDTHH:MM:SS with Z or an offset"
-        guard let year = number(4), take(0x2D), let month = number(2), take(0x2D), let day = number(2) else {
-            return .invalid(expected)
-        }
-        guard index < bytes.count, bytes[index] == UInt8(ascii: "T") || bytes[index] == UInt8(ascii: "t") || bytes[index] == 0x20 else {
-            return .invalid(index == bytes.count ? "a date without a time" : expected)
-        }
-        index += 1
-        guard let hour = number(2), take(0x3A), let minute = number(2) else { return .invalid(expected) }
-        var second = 0
-        if take(0x3A) {
-            guard let value = number(2) else { return .invalid(expected) }
-            second = value
-            if take(0x2E) || take(0x2C) {
-                let start = index
-                while index < bytes.count, bytes[index] >= 0x30, bytes[index] <= 0x39 {
-                    if bytes[index] != 0x30 { return .invalid("fractional seconds: an interval starts on a whole second") }
-                    index += 1
-                }
-                guard index > start else { return .invalid(expected) }
-            }
-        }
-        guard (1...12).contains(month) else { return .invalid("month \(month) does not exist") }
-        guard (1...daysIn(month: month, year: year)).contains(day) else {
-            return .invalid("day \(day) does not exist in \(year)-\(month < 10 ? "0" : "")\(month)")
-        }
-        guard hour <= 23, minute <= 59, second <= 59 else { return .invalid("time of day out of range") }
-        let wall = Int64(Timestamp.days(year: year, month: month, day: day)) * 86_400
-            + Int64(hour * 3600 + minute * 60 + second)
-        if index == bytes.count { return .naive(wall) }
-        guard let offset = offset(bytes[index...]) else { return .invalid("invalid zone: expected Z or ±HH:MM") }
-        return .zoned(wall - Int64(offset))
     }
 
     /// `Z`, `+HH:MM`, `+HHMM` or `+HH` (and `-`), as seconds east of UTC.
     public static func offset<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Int? {
+        if let answer = bytes.withContiguousStorageIfAvailable({ offset(buffer: $0) }) { return answer }
+        return Array(bytes).withUnsafeBufferPointer { offset(buffer: $0) }
+    }
+
+    private static func offset(buffer bytes: UnsafeBufferPointer<UInt8>) -> Int? {
         guard let sign = bytes.first else { return nil }
         if bytes.count == 1, sign == UInt8(ascii: "Z") || sign == UInt8(ascii: "z") { return 0 }
         guard sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") else { return nil }
-        let digits = bytes.dropFirst().filter { $0 != 0x3A }
-        let colons = bytes.count - 1 - digits.count
-        guard digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), (digits.count == 2 && colons == 0) || (digits.count == 4 && colons <= 1) else {
-            return nil
+        // ±HH, ±HHMM or ±HH:MM: the colon only between hours and minutes.
+        var cursor = Cursor(bytes: bytes, index: 1)
+        guard let hours = cursor.number(2) else { return nil }
+        var minutes = 0
+        if !cursor.atEnd {
+            _ = cursor.take(0x3A)
+            guard let value = cursor.number(2), cursor.atEnd else { return nil }
+            minutes = value
         }
-        if colons == 1, bytes[bytes.index(bytes.startIndex, offsetBy: 3)] != 0x3A { return nil }
-        let values = digits.map { Int($0 - 0x30) }
-        let hours = values[0] * 10 + values[1]
-        let minutes = values.count == 4 ? values[2] * 10 + values[3] : 0
         guard hours <= 18, minutes <= 59 else { return nil }
         let seconds = hours * 3600 + minutes * 60
         return sign == UInt8(ascii: "-") ? -seconds : seconds

@@ -37,13 +37,13 @@ enum OtherMetricsCheck {
     }
 
     private static func check(_ key: String, _ value: JSONValue, budget: inout Budget) -> String? {
-        if key.utf8.contains(0) { return "a NUL character (U+0000) in a name: PostgreSQL cannot store it" }
+        if key.containsUTF8Byte(where: { $0 == 0 }) { return "a NUL character (U+0000) in a name: PostgreSQL cannot store it" }
         budget.spend(key.utf8.count + 4)
         switch value {
         case .null, .bool:
             budget.spend(5)
         case .string(let text):
-            if text.utf8.contains(0) { return "a NUL character (U+0000): PostgreSQL cannot store it" }
+            if text.containsUTF8Byte(where: { $0 == 0 }) { return "a NUL character (U+0000): PostgreSQL cannot store it" }
             budget.spend(text.utf8.count)
         case .number(let literal):
             guard fitsNumeric(literal) else { return "a number outside PostgreSQL's numeric range" }

@@ -201,7 +201,8 @@ private struct RecordContext {
             violation(.invalidIdentifier, field, "longer than \(limits.maximumIdentifierBytes) bytes")
             return nil
         }
-        if value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+        // C0 controls and DEL are single bytes in UTF-8, never part of a longer sequence.
+        if value.containsUTF8Byte(where: { $0 < 0x20 || $0 == 0x7F }) {
             violation(.invalidIdentifier, field, "contains control characters")
             return nil
         }

@@ -68,4 +68,20 @@ import Testing
     func parses(text: String, expected: ISO8601.Result) {
         #expect(ISO8601.parse(Array(text.utf8)) == expected)
     }
+
+    /// Offsets at their bounds, in every written form, and what is not one.
+    @Test(arguments: [
+        ("Z", 0), ("z", 0), ("+18:00", 64_800), ("-18", -64_800), ("+1859", 68_340), ("-00:00", 0), ("+05:30", 19_800),
+        ("+0530", 19_800), ("+05", 18_000), ("+19", nil), ("+05:60", nil), ("+05:300", nil), ("+05:3", nil), ("+5:30", nil),
+        ("+05:", nil), ("+05-30", nil), ("+05::30", nil), ("05:30", nil), ("", nil), ("+", nil), ("Zx", nil),
+    ] as [(String, Int?)])
+    func offsets(text: String, expected: Int?) {
+        #expect(ISO8601.offset(Array(text.utf8)) == expected)
+    }
+
+    @Test func anythingAfterTheZoneIsRefused() {
+        #expect(ISO8601.parse("2026-03-01T06:15:00+0100x") == .invalid("invalid zone: expected Z or ±HH:MM"))
+        #expect(ISO8601.parse("2026-03-01T06:15:00Zx") == .invalid("invalid zone: expected Z or ±HH:MM"))
+        #expect(ISO8601.parse("2026-03-01T07:15:00+01:00") == .zoned(1_772_345_700))
+    }
 }
