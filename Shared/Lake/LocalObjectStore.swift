@@ -67,10 +67,29 @@ public final class LocalObjectStore: ObjectStore {
 
     // MARK: - Operations
 
+    /// The destination is always a new file: one already there is removed first (never written
+    /// into: it could be a link to a file of the lake, or a symbolic link to anything).
+    ///
+    /// A whole object the process owns is handed over as a second hard link to its file where it
+    /// can be (the destination on the lake's file system), which takes no time whatever the size:
+    /// the store never writes into an existing file, so the link is a snapshot. The caller reads
+    /// the destination and removes it; it must not write into it. A file owned by someone else is
+    /// copied: its owner could otherwise replace the caller's scratch entry (sticky `/tmp` lets an
+    /// owner do that) with a link to a file the caller may read. A range, or another file system,
+    /// is copied too.
     public func get(_ key: String, to destination: String, range: ClosedRange<Int64>?) throws(ObjectStoreError) -> ObjectInfo {
         let input = try openObject(key)
         defer { close(input) }
-        let output = open(destination, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard unlink(destination) == 0 || errno == ENOENT else {
+            throw .local(key: key, reason: "cannot replace \(destination): \(Self.errorText())")
+        }
+        if range == nil, try linkWhole(key, opened: input, to: destination) {
+            var info = stat()
+            guard fstat(input, &info) == 0 else { throw .local(key: key, reason: Self.errorText()) }
+            return ObjectInfo(key: key, size: Int64(info.st_size), etag: Self.etag(of: input))
+        }
+        // O_EXCL | O_NOFOLLOW: a file or link that appeared there since is refused, not followed.
+        let output = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard output >= 0 else { throw .local(key: key, reason: "cannot create \(destination): \(Self.errorText())") }
         defer { close(output) }
         var remaining = Int64.max
@@ -89,6 +108,28 @@ public final class LocalObjectStore: ObjectStore {
             remaining -= Int64(count)
         }
         return ObjectInfo(key: key, size: copied, etag: Self.etag(of: input))
+    }
+
+    /// Links the object's file at `destination`; true only when the link is the very file opened
+    /// as `input` and this process owns it (a key replaced or turned into a link in between is
+    /// undone, and copied instead).
+    private func linkWhole(_ key: String, opened input: Int32, to destination: String) throws(ObjectStoreError) -> Bool {
+        var opened = stat()
+        guard fstat(input, &opened) == 0, opened.st_uid == geteuid() else { return false }
+        guard let (parent, name) = try? openParent(key, create: false) else { return false }
+        defer { close(parent) }
+        // Without AT_SYMLINK_FOLLOW: the entry itself, never a link's target.
+        guard linkat(parent, name, AT_FDCWD, destination, 0) == 0 else { return false }
+        var linked = stat()
+        guard lstat(destination, &linked) == 0, (linked.st_mode & S_IFMT) == S_IFREG,
+            linked.st_dev == opened.st_dev, linked.st_ino == opened.st_ino
+        else {
+            guard unlink(destination) == 0 else {
+                throw .local(key: key, reason: "cannot remove \(destination), linked to another file: \(Self.errorText())")
+            }
+            return false
+        }
+        return true
     }
 
     public func head(_ key: String) throws(ObjectStoreError) -> ObjectInfo? {

@@ -77,7 +77,9 @@ public struct HTTPFailure: Error, Equatable, Sendable, CustomStringConvertible {
 public protocol ObjectStore: AnyObject {
     /// The bucket's name (or the directory), for logs and `ingestion_log`.
     var location: String { get }
-    /// Streams the object (or `range` of it, inclusive byte offsets) into the file at `path`.
+    /// Streams the object (or `range` of it, inclusive byte offsets) into a new file at `path` (a
+    /// file already there is replaced, never written into). The local store may link the object's
+    /// own file there: read the file, never write into it, and remove it when done.
     func get(_ key: String, to path: String, range: ClosedRange<Int64>?) throws(ObjectStoreError) -> ObjectInfo
     /// The object's size and tag, or `nil` when there is none.
     func head(_ key: String) throws(ObjectStoreError) -> ObjectInfo?

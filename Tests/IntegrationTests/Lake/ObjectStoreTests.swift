@@ -157,6 +157,77 @@ func exerciseStore(_ store: any ObjectStore) throws {
         #expect(try contents(copy) == Array("a,b\n".utf8))
     }
 
+    /// A whole object reaches the caller as a second link to its file where it can be (no bytes
+    /// copied, whatever the size), and that is a snapshot: replacing or deleting the key later
+    /// leaves it as it was. Where it cannot be, the bytes are copied.
+    @Test func aWholeGetIsALinkedSnapshotAndOtherwiseACopy() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("get-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let store = try LocalObjectStore(directory: base + "/lake")
+        let key = "raw/manual/42/2026-03-01/a.csv"
+        func links(_ path: String) -> (count: UInt, inode: UInt) {
+            var info = stat()
+            guard stat(path, &info) == 0 else { return (0, 0) }
+            return (UInt(info.st_nlink), UInt(info.st_ino))
+        }
+        _ = try store.put(key, body: .bytes(Array("v1\n".utf8)), contentType: nil)
+        let linked = base + "/linked"
+        let info = try store.get(key, to: linked)
+        let head = try store.head(key)
+        #expect(info.size == 3 && info.etag == head?.etag)
+        #expect(links(linked).count == 2 && links(linked).inode == links(base + "/lake/" + key).inode, "the object's own file")
+        _ = try store.put(key, body: .bytes(Array("v2, longer\n".utf8)), contentType: nil)
+        #expect(try contents(linked) == Array("v1\n".utf8), "a key written again is a new file")
+        try store.delete(key)
+        #expect(try contents(linked) == Array("v1\n".utf8) && links(linked).count == 1)
+
+        _ = try store.put(key, body: .bytes(Array("v3\n".utf8)), contentType: nil)
+        // A destination that exists is replaced (here by a link: the old file is not written into);
+        // a range is copied.
+        let existing = base + "/existing"
+        try "a longer old body\n".write(toFile: existing, atomically: false, encoding: .utf8)
+        #expect(try store.get(key, to: existing).size == 3)
+        #expect(try contents(existing) == Array("v3\n".utf8) && links(existing).inode == links(base + "/lake/" + key).inode)
+        unlink(existing)
+        let ranged = base + "/ranged"
+        #expect(try store.get(key, to: ranged, range: 1...2).size == 2)
+        #expect(try contents(ranged) == Array("3\n".utf8) && links(ranged).count == 1)
+        #expect(links(base + "/lake/" + key).count == 1, "the object was linked to nothing else")
+        // A destination that is a link is replaced, not written through: a leftover link to a lake
+        // file (another key's), and a symbolic link to a file outside.
+        let other = "validated/2026-03-01/manual/42/2026-03-01/b.csv"
+        _ = try store.put(other, body: .bytes(Array("keep\n".utf8)), contentType: nil)
+        let leftover = base + "/leftover"
+        _ = try store.get(other, to: leftover)
+        let outside = base + "/outside"
+        try "precious\n".write(toFile: outside, atomically: true, encoding: .utf8)
+        let symbolic = base + "/symbolic"
+        try FileManager.default.createSymbolicLink(atPath: symbolic, withDestinationPath: outside)
+        for destination in [leftover, symbolic] {
+            _ = try store.get(key, to: destination, range: 0...1)
+            #expect(try contents(destination) == Array("v3".utf8))
+        }
+        #expect(try contents(base + "/lake/" + other) == Array("keep\n".utf8))
+        #expect(try String(contentsOfFile: outside, encoding: .utf8) == "precious\n")
+        // A file someone else owns is copied (its owner could swap the caller's entry for a link).
+        if geteuid() == 0 {
+            #expect(chown(base + "/lake/" + key, 65534, 65534) == 0)
+            let foreign = base + "/foreign"
+            #expect(try store.get(key, to: foreign).size == 3)
+            #expect(try contents(foreign) == Array("v3\n".utf8) && links(foreign).count == 1)
+            var info = stat()
+            #expect(stat(foreign, &info) == 0 && info.st_uid == 0 && info.st_mode & 0o077 == 0, "the caller's own private file")
+        }
+        // Another file system (tmpfs, where there is one): copied.
+        var here = stat(), shm = stat()
+        if stat(base, &here) == 0, stat("/dev/shm", &shm) == 0, here.st_dev != shm.st_dev {
+            let elsewhere = "/dev/shm/meterlake-get-\(UUID().uuidString)"
+            defer { unlink(elsewhere) }
+            #expect(try store.get(key, to: elsewhere).size == 3)
+            #expect(try contents(elsewhere) == Array("v3\n".utf8) && links(elsewhere).count == 1)
+        }
+    }
+
     /// Writes, copies and deletes never go through a link either: a directory of the lake
     /// replaced by a link to the outside makes them fail, and nothing outside changes.
     @Test func neverWritesOrDeletesThroughASymbolicLink() throws {
