@@ -191,6 +191,12 @@ public final class ReadingLoader {
 
     private struct Declined: Error {}
 
+    /// What cannot happen unless the database changed under the load: the load rolls back, the event is retried.
+    struct LoaderInvariant: Error, CustomStringConvertible {
+        var reason: String
+        var description: String { "internal error: \(reason)" }
+    }
+
     private func ensurePartitions(for readings: [MeterReading], state: inout LoadState, summary: inout LoadSummary) throws {
         var months = Set<Int>()
         for reading in readings { months.insert(PartitionMaintenance.monthIndex(of: reading.timestamp)) }
@@ -205,11 +211,19 @@ public final class ReadingLoader {
     /// Registers the batch's unknown meters and returns the id of each reading's meter.
     private func registerMeters(_ readings: [MeterReading], state: inout LoadState, summary: inout LoadSummary) throws -> [Int64] {
         if state.meters.count > Self.maximumCachedMeters { state.meters = [:] }
+        // One lookup a reading: this runs between two COPYs, while the server waits.
+        var ids = [Int64](repeating: 0, count: readings.count)
+        var unknown: [Int] = []
         var missing: [MeterKey] = []
         var seen = Set<MeterKey>()
-        for reading in readings {
+        for (index, reading) in readings.enumerated() {
             let key = MeterKey(site: reading.externalSiteID, device: reading.externalDeviceID)
-            if state.meters[key] == nil, seen.insert(key).inserted { missing.append(key) }
+            if let id = state.meters[key] {
+                ids[index] = id
+            } else {
+                unknown.append(index)
+                if seen.insert(key).inserted { missing.append(key) }
+            }
         }
         if !missing.isEmpty {
             let organization = String(state.file.organizationID)
@@ -233,7 +247,14 @@ public final class ReadingLoader {
                 state.meters[MeterKey(site: row[1]!, device: row[2]!)] = Int64(row[0]!)!
             }
         }
-        return readings.map { state.meters[MeterKey(site: $0.externalSiteID, device: $0.externalDeviceID)]! }
+        for index in unknown {
+            let reading = readings[index]
+            guard let id = state.meters[MeterKey(site: reading.externalSiteID, device: reading.externalDeviceID)] else {
+                throw LoaderInvariant(reason: "meter \(reading.externalSiteID)/\(reading.externalDeviceID) was neither found nor created")
+            }
+            ids[index] = id
+        }
+        return ids
     }
 
     /// The readings of `batch` that the reader could not check in memory and that repeat an
