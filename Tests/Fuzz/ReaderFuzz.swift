@@ -1,7 +1,7 @@
 // libFuzzer target for the text readers: CSV, NDJSON, JSON documents (array and envelope), each
 // also through gzip, and fetcher envelopes of vendor answers (SolarEdge, GoodWe, Enphase, SMA) through their
-// transforms. The first byte picks the file name the reader detects by (and the lake source);
-// the rest is the file. Any input must read to its end or fail with a FileFormatError: a crash, a sanitizer
+// transforms. The first byte picks the file name the reader detects by (and the lake source), the
+// chunk size and how far a JSON document is read ahead; the rest is the file. Any input must read to its end or fail with a FileFormatError: a crash, a sanitizer
 // report, a hang or a runaway allocation is a bug. Built and run by Tests/Fuzz/run.sh.
 import Core
 import Vendors
@@ -20,6 +20,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var limits = ValidationLimits()
     // Small caps keep each input cheap; the guards are the same at any size.
     limits.maximumRecordBytes = 64 * 1024
+    // A short read-ahead makes a JSON document's window drop its front often, with values far
+    // longer than what is read ahead: where a kept position could go stale.
+    limits.jsonReadAheadBytes = [64 * 1024, 256, 16][Int(data[0]) / 10 % 3]
     limits.maximumDocumentBytes = 1 << 20
     limits.maximumDecompressedBytes = 4 << 20
     limits.maximumDuplicateTrackerBytes = 4 * DuplicateTracker.pageBytes

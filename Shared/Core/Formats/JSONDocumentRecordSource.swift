@@ -22,6 +22,7 @@ public final class JSONDocumentRecordSource: RecordSource {
     private let expectedOrganization: Int64
     private let transforms: VendorTransforms
     private let maximumAnswerBytes: Int
+    private let readAhead: Int
 
     /// The window: bytes of the document from its line `baseLine`, after `baseColumn` bytes of
     /// that line, so that positions stay exact once the front is dropped.
@@ -77,6 +78,7 @@ public final class JSONDocumentRecordSource: RecordSource {
         self.source = source
         self.transforms = transforms
         self.maximumAnswerBytes = limits.maximumVendorAnswerBytes
+        self.readAhead = max(1, limits.jsonReadAheadBytes)
         self.maximumRecordBytes = limits.maximumRecordBytes
         self.valueCap = limits.maximumRecordBytes
         self.maximumDepth = limits.maximumNestingDepth
@@ -359,10 +361,6 @@ public final class JSONDocumentRecordSource: RecordSource {
         }
     }
 
-    /// Bytes kept ahead of a value before it is parsed (a value longer than this is parsed again
-    /// once more has been read).
-    static let readAhead = 64 * 1024
-
     private func expectEnd() throws(FileFormatError) {
         guard try peek() == nil else { throw syntaxError("unexpected content after the value") }
     }
@@ -373,7 +371,7 @@ public final class JSONDocumentRecordSource: RecordSource {
     private func parse<T, Failure: Error>(line: Int, _ body: (inout JSONParser) throws(Failure) -> T) throws(FileFormatError) -> T {
         // Most values are short: with this much read ahead they never stop at the window's edge,
         // which would cost a failed parse and its error.
-        while window.count - position < min(valueCap, Self.readAhead), !ended { try fill() }
+        while window.count - position < min(valueCap, readAhead), !ended { try fill() }
         while true {
             let available = window.count - position
             let capped = available >= valueCap

@@ -36,6 +36,10 @@ public struct ValidationLimits: Sendable, Equatable {
     /// size. (JSON documents are streamed: only each reading is capped, by `maximumRecordBytes`.)
     public var maximumDocumentBytes = 256 * 1024 * 1024
     public var maximumNestingDepth = 64
+    /// How far a JSON document's window reads ahead before parsing a value: a tuning, not a guard
+    /// (a longer value is parsed again once more is read). The fuzz target makes it small, so that
+    /// the window drops its front far more often than real files make it.
+    public var jsonReadAheadBytes = 64 * 1024
     /// A vendor envelope's answers are held whole until its transform joins them (a month of
     /// SolarEdge quarter hours with sensors is under 1 MB): this caps their bytes, and so the
     /// parsed tree (about 30 bytes of tree per byte of the densest JSON: 8 MiB stays under 300 MB).
