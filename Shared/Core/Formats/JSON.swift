@@ -121,6 +121,26 @@ public final class JSONKeyCache {
     }
 }
 
+/// Line breaks in a byte range, found with memchr at vector speed (a streamed document's window
+/// can be large, and errors and positions count them from its start).
+enum LineBreaks {
+    /// How many line feeds `bytes[range]` holds, and the index of the last one.
+    static func find(in bytes: [UInt8], _ range: Range<Int>) -> (count: Int, last: Int?) {
+        var (count, last): (Int, Int?) = (0, nil)
+        bytes.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            var from = range.lowerBound
+            while from < range.upperBound, let found = memchr(base + from, 0x0A, range.upperBound - from) {
+                let index = UnsafePointer<UInt8>(found.assumingMemoryBound(to: UInt8.self)) - base
+                count += 1
+                last = index
+                from = index + 1
+            }
+        }
+        return (count, last)
+    }
+}
+
 /// Why JSON text was refused, with the line and column (1-based, in bytes) where it went wrong.
 public struct JSONSyntaxError: Error, Equatable, Sendable, CustomStringConvertible {
     public var reason: String
@@ -194,18 +214,9 @@ public struct JSONParser {
 
     /// An error at the current position.
     public func error(_ reason: String) -> JSONSyntaxError {
-        var line = 1
-        var lineStart = 0
-        let stop = min(position, bytes.count)
-        bytes.withUnsafeBufferPointer { buffer in
-            // memchr finds each line break at vector speed (a streamed document's window can be large).
-            guard let base = buffer.baseAddress else { return }
-            while lineStart < stop, let found = memchr(base + lineStart, 0x0A, stop - lineStart) {
-                line += 1
-                lineStart = UnsafePointer<UInt8>(found.assumingMemoryBound(to: UInt8.self)) - base + 1
-            }
-        }
-        return JSONSyntaxError(reason: reason, line: line, column: position - lineStart + 1)
+        let breaks = LineBreaks.find(in: bytes, 0..<min(position, bytes.count))
+        let lineStart = breaks.last.map { $0 + 1 } ?? 0
+        return JSONSyntaxError(reason: reason, line: breaks.count + 1, column: position - lineStart + 1)
     }
 
     // MARK: - Values

@@ -323,18 +323,7 @@ public final class JSONDocumentRecordSource: RecordSource {
 
     /// Drops the window's first `count` bytes, keeping line and column counts exact.
     private func drop(_ count: Int) {
-        var lastNewline: Int?
-        var newlines = 0
-        window.withUnsafeBufferPointer { bytes in
-            guard let base = bytes.baseAddress else { return }
-            var from = 0
-            while from < count, let found = memchr(base + from, 0x0A, count - from) {
-                let index = UnsafePointer<UInt8>(found.assumingMemoryBound(to: UInt8.self)) - base
-                newlines += 1
-                lastNewline = index
-                from = index + 1
-            }
-        }
+        let (newlines, lastNewline) = LineBreaks.find(in: window, 0..<count)
         if let lastNewline {
             baseLine += newlines
             baseColumn = count - lastNewline - 1
@@ -371,7 +360,7 @@ public final class JSONDocumentRecordSource: RecordSource {
     private func parse<T, Failure: Error>(line: Int, _ body: (inout JSONParser) throws(Failure) -> T) throws(FileFormatError) -> T {
         // Most values are short: with this much read ahead they never stop at the window's edge,
         // which would cost a failed parse and its error.
-        while window.count - position < min(valueCap, readAhead), !ended { try fill() }
+        _ = try ensure(min(valueCap, readAhead))
         while true {
             let available = window.count - position
             let capped = available >= valueCap
@@ -422,16 +411,8 @@ public final class JSONDocumentRecordSource: RecordSource {
     /// The document's line at `position` (records come in order: counted incrementally).
     private func lineNumber() -> Int {
         if position < lineCursor.position { lineCursor = (0, 1) }
-        var line = lineCursor.line
-        window.withUnsafeBufferPointer { bytes in
-            // memchr finds each line break at vector speed: a record is usually one line.
-            guard let base = bytes.baseAddress else { return }
-            var from = lineCursor.position
-            while from < position, let found = memchr(base + from, 0x0A, position - from) {
-                line += 1
-                from = UnsafePointer<UInt8>(found.assumingMemoryBound(to: UInt8.self)) - base + 1
-            }
-        }
+        // Records are usually one line each: only the bytes since the last record are searched.
+        let line = lineCursor.line + LineBreaks.find(in: window, lineCursor.position..<position).count
         lineCursor = (position, line)
         return baseLine + line - 1
     }

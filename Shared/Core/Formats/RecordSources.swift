@@ -204,20 +204,10 @@ extension String {
     /// Whether the two are equal ignoring case: ASCII letters compared byte by byte without
     /// allocating, anything else through `lowercased()`.
     func equalsIgnoringCase(_ other: String) -> Bool {
-        // Over contiguous UTF-8 (every native string, small ones included): no per-byte index dance.
-        var ascii: Bool?
-        _ = utf8.withContiguousStorageIfAvailable { mine in
-            _ = other.utf8.withContiguousStorageIfAvailable { theirs in ascii = String.asciiEqualsIgnoringCase(mine, theirs) }
-        }
-        if let ascii { return ascii }
-        guard utf8.allSatisfy({ $0 < 0x80 }), other.utf8.allSatisfy({ $0 < 0x80 }) else {
-            return lowercased() == other.lowercased()
-        }
-        guard utf8.count == other.utf8.count else { return false }
-        for (a, b) in zip(utf8, other.utf8) where a != b {
-            guard a | 0x20 == b | 0x20, (0x61...0x7A).contains(a | 0x20) else { return false }
-        }
-        return true
+        // withUTF8 on copies: contiguous bytes for every string (a native one is not copied).
+        var (mine, theirs) = (self, other)
+        let ascii = mine.withUTF8 { a in theirs.withUTF8 { b in String.asciiEqualsIgnoringCase(a, b) } }
+        return ascii ?? (lowercased() == other.lowercased())
     }
 
     /// Whether two ASCII byte strings are equal ignoring the case of letters; nil when either is
@@ -232,10 +222,10 @@ extension String {
         return true
     }
 
-    /// Whether any UTF-8 byte satisfies `predicate` (over contiguous storage when there is one).
+    /// Whether any UTF-8 byte satisfies `predicate`.
     func containsUTF8Byte(where predicate: (UInt8) -> Bool) -> Bool {
-        if let answer = utf8.withContiguousStorageIfAvailable({ $0.contains(where: predicate) }) { return answer }
-        return utf8.contains(where: predicate)
+        var text = self
+        return text.withUTF8 { $0.contains(where: predicate) }
     }
 
     /// Without leading and trailing spaces and tabs; the string itself when there are none.
